@@ -1,0 +1,353 @@
+//! Counting acks, the commit decision and its fan-out (DESIGN §6.4), abort and timeouts
+//! (§6.8), and what node reports change (§6.11).
+
+use std::collections::BTreeSet;
+
+use super::reconfigure::resend_share_requests;
+use super::{
+    AbortReason, Attempt, CommitPolicy, Coordinator, CoordinatorOutput, LedgerChange, Phase,
+};
+use crate::alarm::Alarm;
+use crate::bugs::CoordinatorBug;
+use crate::crypto::Digest;
+use crate::epoch::Epoch;
+use crate::ids::{NodeId, Peer};
+use crate::messages::{NodeError, NodeStatusReport, Request, RequestKind};
+use crate::time::Time;
+
+/// Why an operator's commit was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// No epoch is preparing.
+    #[error("no epoch is preparing")]
+    NothingPreparing,
+    /// Fewer than K fresh members acked: committing would lose the secret.
+    #[error("only {acks} fresh members acked epoch {epoch}; at least {needed} (K) are needed")]
+    NotEnoughAcks {
+        /// The epoch.
+        epoch: Epoch,
+        /// Fresh matching acks so far.
+        acks: usize,
+        /// K.
+        needed: usize,
+    },
+}
+
+/// Why an operator's abort was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AbortError {
+    /// Nothing is in flight.
+    #[error("no epoch is in progress")]
+    NothingInProgress,
+    /// The commit decision was made; it is never undone (§6.4).
+    #[error("epoch {0} is already committed")]
+    AlreadyCommitted(Epoch),
+}
+
+impl Coordinator {
+    /// Commits the preparing epoch now (manual policy, or to stop waiting for K + Z). Needs at
+    /// least K fresh acks with the matching digest.
+    pub fn commit(&mut self, now: Time) -> Result<Vec<CoordinatorOutput>, CommitError> {
+        let Some(Attempt { phase: Phase::Preparing { config, .. }, epoch, .. }) = &self.attempt
+        else {
+            return Err(CommitError::NothingPreparing);
+        };
+        let (epoch, needed) = (*epoch, config.threshold().get());
+        let acks = self.fresh_acks(now).len();
+        if acks < needed {
+            return Err(CommitError::NotEnoughAcks { epoch, acks, needed });
+        }
+        let mut out = Vec::new();
+        self.decide_commit(now, true, &mut out);
+        Ok(out)
+    }
+
+    /// Abandons the epoch in flight for good (§6.8).
+    pub fn abort(&mut self) -> Result<Vec<CoordinatorOutput>, AbortError> {
+        match &self.attempt {
+            Some(a) if a.in_flight() => {
+                let mut out = Vec::new();
+                self.abort_attempt(AbortReason::Operator, &mut out);
+                Ok(out)
+            }
+            Some(Attempt {
+                phase: Phase::Committing { .. } | Phase::Committed { .. },
+                epoch,
+                ..
+            }) => Err(AbortError::AlreadyCommitted(*epoch)),
+            _ => Err(AbortError::NothingInProgress),
+        }
+    }
+
+    pub(super) fn abort_attempt(&mut self, reason: AbortReason, out: &mut Vec<CoordinatorOutput>) {
+        let Some(a) = self.attempt.as_mut().filter(|a| a.in_flight()) else { return };
+        let epoch = a.epoch;
+        // Dropping the phase zeroizes whatever shares it held.
+        a.phase = Phase::Aborted { reason: reason.clone() };
+        self.persist(LedgerChange::Aborted { epoch, reason }, out);
+    }
+
+    pub(super) fn abort_if_timed_out(&mut self, now: Time, out: &mut Vec<CoordinatorOutput>) {
+        let timed_out = self
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.in_flight() && now.since(a.started) >= self.options.prepare_timeout);
+        if timed_out {
+            self.abort_attempt(AbortReason::Timeout, out);
+        }
+    }
+
+    /// Members whose matching ack counts now: acked and not stale (§6.11).
+    fn fresh_acks(&self, now: Time) -> BTreeSet<NodeId> {
+        let Some(a) = &self.attempt else { return BTreeSet::new() };
+        a.progress
+            .iter()
+            .filter(|(id, p)| p.prepared_at.is_some() && !self.is_stale(now, id))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    pub(super) fn on_ack(
+        &mut self,
+        now: Time,
+        from: &NodeId,
+        epoch: Epoch,
+        digest: Digest,
+        out: &mut Vec<CoordinatorOutput>,
+    ) {
+        let Some(a) = self.attempt.as_mut().filter(|a| a.epoch == epoch) else { return };
+        let Some(config) = a.config().cloned() else { return };
+        if digest != config.digest() {
+            let alarm = Alarm::MismatchedConfiguration {
+                epoch,
+                from: Peer::Node(from.clone()),
+                ours: config.digest(),
+                theirs: digest,
+            };
+            return self.raise(now, alarm);
+        }
+        let Some(p) = a.progress.get_mut(from) else { return };
+        if p.prepared_at.is_none() {
+            p.prepared_at = Some(now);
+            if let Phase::Preparing { unacked, .. } = &mut a.phase {
+                unacked.remove(from);
+            }
+            self.changed();
+        }
+        self.maybe_commit(now, out);
+    }
+
+    fn maybe_commit(&mut self, now: Time, out: &mut Vec<CoordinatorOutput>) {
+        let Some(Attempt { phase: Phase::Preparing { config, .. }, .. }) = &self.attempt else {
+            return;
+        };
+        if self.options.commit_policy == CommitPolicy::Manual {
+            return;
+        }
+        let mut needed = config.acks_needed();
+        if self.has_bug(CoordinatorBug::CommitBelowThreshold) {
+            needed -= 1;
+        }
+        if self.fresh_acks(now).len() >= needed {
+            self.decide_commit(now, false, out);
+        }
+    }
+
+    /// The commit decision: durable first, then Commit to acked members and PrepareAndCommit
+    /// to the rest (§6.4).
+    fn decide_commit(&mut self, now: Time, by_operator: bool, out: &mut Vec<CoordinatorOutput>) {
+        let Some(a) = self.attempt.as_mut() else { return };
+        let Phase::Preparing { config, .. } = &a.phase else { return };
+        let config = config.clone();
+        // The remaining Prepares' shares are dropped (zeroized) here.
+        a.phase = Phase::Committing { config: config.clone() };
+        self.persist(LedgerChange::Committed { config, by_operator }, out);
+        self.reconcile_now(now, out);
+    }
+
+    pub(super) fn on_committed(&mut self, now: Time, from: &NodeId, epoch: Epoch) {
+        let Some(a) = self.attempt.as_mut().filter(|a| a.epoch == epoch) else { return };
+        if !matches!(a.phase, Phase::Committing { .. }) {
+            return;
+        }
+        if let Some(p) = a.progress.get_mut(from).filter(|p| p.committed_at.is_none()) {
+            p.committed_at = Some(now);
+            p.prepared_at.get_or_insert(now);
+            if a.progress.values().all(|p| p.committed_at.is_some())
+                && let Phase::Committing { config } = &a.phase
+            {
+                a.phase = Phase::Committed { config: config.clone() };
+            }
+            self.changed();
+        }
+    }
+
+    pub(super) fn on_status(
+        &mut self,
+        now: Time,
+        from: &NodeId,
+        report: NodeStatusReport,
+        out: &mut Vec<CoordinatorOutput>,
+    ) {
+        if let Some((e, d)) = report.committed {
+            let ours = self.ledger.committed.get(&e).copied();
+            if ours.is_none_or(|ours| ours != d) {
+                self.raise(now, Alarm::UnknownCommit { from: Peer::Node(from.clone()), epoch: e });
+            }
+        }
+        // A node that says it is expunged is no longer the wiped node that enrolled.
+        if report.expunged.is_some()
+            && let Some(k) = self.ledger.known.get(from).filter(|k| k.fresh)
+        {
+            let change = LedgerChange::NodeEnrolled {
+                node: from.clone(),
+                address: k.address.clone(),
+                fresh: false,
+            };
+            self.persist(change, out);
+        }
+        let committed = report.committed.map(|(e, _)| e);
+        let prepared = report.prepared;
+        if self.trackers.entry(from.clone()).or_default().record_report(now, report) {
+            self.changed();
+        }
+        // A durable prepare reported in status counts as the ack that may have been lost.
+        if let Some((e, d)) = prepared
+            && self.attempt.as_ref().is_some_and(|a| a.epoch == e && a.in_flight())
+        {
+            self.on_ack(now, from, e, d, out);
+        }
+        if let Some(e) = self.attempt.as_ref().map(|a| a.epoch).filter(|e| committed >= Some(*e)) {
+            self.on_committed(now, from, e);
+        }
+    }
+
+    pub(super) fn on_refusal(
+        &mut self,
+        now: Time,
+        from: &NodeId,
+        request: RequestKind,
+        epoch: Option<Epoch>,
+        error: NodeError,
+        out: &mut Vec<CoordinatorOutput>,
+    ) {
+        if let NodeError::MismatchedConfiguration(e) = &error {
+            let ours = self.attempt.as_ref().and_then(|a| a.config().map(|c| c.digest()));
+            let alarm = Alarm::MismatchedConfiguration {
+                epoch: *e,
+                from: Peer::Node(from.clone()),
+                ours: ours.unwrap_or(Digest([0; 32])),
+                theirs: Digest([0; 32]),
+            };
+            self.raise(now, alarm);
+        }
+        // A refused Prepare will be refused again: stop resending it.
+        if request == RequestKind::Prepare
+            && let Some(Attempt { phase: Phase::Preparing { unacked, .. }, epoch: e, .. }) =
+                &mut self.attempt
+            && Some(*e) == epoch
+        {
+            unacked.remove(from);
+        }
+        // Not prepared: it needs the whole configuration.
+        if request == RequestKind::Commit
+            && matches!(error, NodeError::NotPrepared(_))
+            && let Some(config) = self.ledger.latest.clone().filter(|c| Some(c.epoch()) == epoch)
+        {
+            out.push(CoordinatorOutput::Send {
+                to: from.clone(),
+                request: Request::PrepareAndCommit { config },
+            });
+        }
+        let t = self.trackers.entry(from.clone()).or_default();
+        if t.last_error.as_ref() != Some(&error) {
+            t.last_error = Some(error);
+            self.changed();
+        }
+    }
+
+    /// Resends what the phase in flight is waiting for.
+    pub(super) fn retry(&mut self, now: Time, out: &mut Vec<CoordinatorOutput>) {
+        let every = self.options.retry_interval;
+        match self.attempt.as_mut().map(|a| &mut a.phase) {
+            Some(Phase::CollectingShares { from, shares, asked_at, .. })
+                if now.since(*asked_at) >= every =>
+            {
+                *asked_at = now;
+                resend_share_requests(from, shares, out);
+            }
+            Some(Phase::CollectingLegacy { shares, asked_at, .. })
+                if now.since(*asked_at) >= every =>
+            {
+                *asked_at = now;
+                for id in self.ledger.known.keys().filter(|id| !shares.contains_key(*id)) {
+                    out.push(CoordinatorOutput::Send {
+                        to: id.clone(),
+                        request: Request::GetLegacyShare,
+                    });
+                }
+            }
+            Some(Phase::Preparing { config, unacked, asked_at })
+                if now.since(*asked_at) >= every =>
+            {
+                *asked_at = now;
+                for (id, share) in unacked.iter() {
+                    let request =
+                        Request::Prepare { config: config.clone(), share: share.duplicate() };
+                    out.push(CoordinatorOutput::Send { to: id.clone(), request });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Brings every member of the latest committed epoch to it, at most once per retry
+    /// interval each: Commit to those known to hold it prepared, PrepareAndCommit otherwise.
+    pub(super) fn reconcile(&mut self, now: Time, out: &mut Vec<CoordinatorOutput>) {
+        let every = self.options.retry_interval;
+        let Some(config) = self.ledger.latest.clone() else { return };
+        let e = config.epoch();
+        for id in config.members().keys() {
+            let t = self.trackers.entry(id.clone()).or_default();
+            let done = t.committed() >= Some(e)
+                || self.attempt.as_ref().is_some_and(|a| {
+                    a.epoch == e && a.progress.get(id).is_some_and(|p| p.committed_at.is_some())
+                });
+            if done || t.last_push.is_some_and(|p| now.since(p) < every) {
+                continue;
+            }
+            t.last_push = Some(now);
+            out.push(self.commit_request(id, &config));
+        }
+    }
+
+    /// Sends the commit fan-out at once (right after the decision).
+    fn reconcile_now(&mut self, now: Time, out: &mut Vec<CoordinatorOutput>) {
+        let Some(config) = self.ledger.latest.clone() else { return };
+        for id in config.members().keys() {
+            self.trackers.entry(id.clone()).or_default().last_push = Some(now);
+            out.push(self.commit_request(id, &config));
+        }
+    }
+
+    fn commit_request(
+        &self,
+        id: &NodeId,
+        config: &std::sync::Arc<crate::config::Configuration>,
+    ) -> CoordinatorOutput {
+        let e = config.epoch();
+        let acked = self.attempt.as_ref().is_some_and(|a| {
+            a.epoch == e && a.progress.get(id).is_some_and(|p| p.prepared_at.is_some())
+        }) || self
+            .trackers
+            .get(id)
+            .and_then(|t| t.report.as_ref())
+            .is_some_and(|r| r.prepared == Some((e, config.digest())));
+        let request = if acked {
+            Request::Commit { epoch: e, digest: config.digest() }
+        } else {
+            Request::PrepareAndCommit { config: config.clone() }
+        };
+        CoordinatorOutput::Send { to: id.clone(), request }
+    }
+}
