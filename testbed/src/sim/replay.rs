@@ -6,6 +6,19 @@ use std::path::Path;
 use super::run::CaseLog;
 use super::world::World;
 
+/// Replays a log silently; returns the violations it produces now.
+pub fn violations(log: &CaseLog) -> Vec<String> {
+    let mut w = World::new(log.setup.clone());
+    for ev in &log.events {
+        w.apply(ev);
+    }
+    w.check
+        .violations
+        .iter()
+        .map(|v| format!("{} at event {}: {}", v.invariant, v.event, v.detail))
+        .collect()
+}
+
 /// Replays `path`; returns the number of violations seen.
 pub fn replay(path: &Path, until: Option<u64>) -> Result<usize, String> {
     let body = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -307,6 +307,10 @@ impl World {
     }
 
     fn wipe(&mut self, id: &NodeId) {
+        // Wiping a member would destroy a share: only nodes the cluster left out are wiped.
+        if !self.ledger_disk.is_removed(id) {
+            return self.note(|| format!("  {id} is not a removed node: not wiped"));
+        }
         self.crash_node(id);
         let Some(n) = self.nodes.get_mut(id) else { return };
         n.disk = NodeState::default();

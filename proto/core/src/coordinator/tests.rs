@@ -450,3 +450,17 @@ fn a_removed_node_rejoins_only_after_a_wipe_section_6_9() {
     assert_eq!(cl.nodes[&id("e")].state().latest_committed(), Some(e(3)));
     assert!(!cl.c.ledger().known[&id("e")].fresh, "a commit makes it a member again");
 }
+
+#[test]
+fn a_fresh_node_that_reports_expunged_loses_its_standing_section_6_9() {
+    let mut cl = Cluster::new(&["a", "b", "c", "d", "e", "x"], CoordinatorOptions::default());
+    assert!(cl.c.ledger().known[&id("x")].fresh);
+    let mut report = cl.nodes[&id("x")].status();
+    report.expunged = Some(e(3));
+    let out = cl.c.handle_response(cl.now, &id("x"), Response::Status(report));
+    assert!(matches!(
+        &out[..],
+        [CoordinatorOutput::Persist(LedgerChange::NodeEnrolled { fresh: false, .. })]
+    ));
+    assert!(!cl.c.ledger().known[&id("x")].fresh);
+}
