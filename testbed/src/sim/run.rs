@@ -44,12 +44,20 @@ pub struct CaseLog {
 
 /// The result of one case.
 pub struct CaseResult {
+    /// Events applied, liveness phase included.
     pub events: u64,
     /// The first broken invariant: (name, event number, detail).
     pub first: Option<(&'static str, u64, String)>,
-    pub tolerated: usize,
+    /// Honest-only invariants a faulty coordinator broke (each named once).
+    pub tolerated: Vec<&'static str>,
+    /// Invariants evaluated at least once.
     pub exercised: Vec<&'static str>,
+    /// Events by kind.
     pub kinds: BTreeMap<&'static str, u64>,
+    /// The case ran with a faulty coordinator.
+    pub faulty: bool,
+    /// The most alarms raised and alive at once.
+    pub alarms: u64,
     /// What happened, by kind.
     pub outcomes: BTreeMap<&'static str, u64>,
     pub log: CaseLog,
@@ -82,7 +90,16 @@ pub fn run_case(seed: u64, case: u64, shape: &Shape, bug: Option<&str>) -> CaseR
     CaseResult {
         first,
         events: events.len() as u64,
-        tolerated: w.check.tolerated.len(),
+        tolerated: w
+            .check
+            .tolerated
+            .iter()
+            .map(|v| v.invariant)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        faulty: w.setup.faulty_coordinator,
+        alarms: w.check.alarms_seen,
         exercised: w.check.exercised.iter().copied().collect(),
         kinds,
         outcomes: std::mem::take(&mut w.outcomes),
@@ -126,7 +143,10 @@ pub fn run(args: &SimArgs) -> Result<serde_json::Value, String> {
     let mut events = 0u64;
     let mut violations = 0u64;
     let mut failing_cases = 0u64;
-    let mut tolerated = 0u64;
+    let mut faulty_cases = 0u64;
+    let mut faulty_alarmed = 0u64;
+    let mut faulty_tampered = 0u64;
+    let mut faulty_breaks: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut first = None;
     let mut exercised = std::collections::BTreeSet::new();
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -134,7 +154,12 @@ pub fn run(args: &SimArgs) -> Result<serde_json::Value, String> {
     for case in 0..args.cases {
         let r = run_case(args.seed, case, &args.shape, args.bug.as_deref());
         events += r.events;
-        tolerated += r.tolerated as u64;
+        faulty_cases += u64::from(r.faulty);
+        faulty_alarmed += u64::from(r.faulty && r.alarms > 0);
+        faulty_tampered += u64::from(r.faulty && r.kinds.contains_key("tamper"));
+        for inv in &r.tolerated {
+            *faulty_breaks.entry(inv).or_insert(0) += 1;
+        }
         exercised.extend(r.exercised);
         for (k, n) in r.kinds {
             *kinds.entry(k).or_insert(0) += n;
@@ -187,7 +212,14 @@ pub fn run(args: &SimArgs) -> Result<serde_json::Value, String> {
         "invariants_exercised": exercised.into_iter().collect::<Vec<_>>(),
         "actions_exercised": kinds,
         "outcomes": outcomes,
-        "faulty_coordinator_breaks": tolerated,
+        // With a faulty coordinator only I1, I2 and I7 may break; these say how often they did
+        // (I7 breaking means members caught the lie and raised alarms).
+        "faulty_coordinator": {
+            "cases": faulty_cases,
+            "cases_that_tampered": faulty_tampered,
+            "cases_with_alarms": faulty_alarmed,
+            "honest_only_invariants_broken": faulty_breaks,
+        },
         "inject_bug": args.bug,
     });
     if let Some(f) = first {
