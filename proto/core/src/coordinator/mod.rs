@@ -206,6 +206,9 @@ pub struct Coordinator {
     alarms: Alarms,
     version: u64,
     last_poll: Option<Time>,
+    /// Who was stale at the last tick: staleness changes with time alone, and every change
+    /// must move the status version (§8).
+    last_stale: BTreeSet<NodeId>,
     #[cfg(feature = "danger-inject-bugs")]
     bug: Option<crate::bugs::CoordinatorBug>,
 }
@@ -229,6 +232,7 @@ impl Coordinator {
             alarms: Alarms::default(),
             version: 1,
             last_poll: None,
+            last_stale: BTreeSet::new(),
             #[cfg(feature = "danger-inject-bugs")]
             bug: None,
         };
@@ -266,6 +270,11 @@ impl Coordinator {
     /// Alarms raised here.
     pub fn alarms(&self) -> &Alarms {
         &self.alarms
+    }
+
+    /// What this coordinator knows of a node (§6.11).
+    pub fn tracker(&self, id: &NodeId) -> Option<&Tracker> {
+        self.trackers.get(id)
     }
 
     /// The options in force.
@@ -348,6 +357,12 @@ impl Coordinator {
             }
         }
         self.observe_lag(now);
+        let stale: BTreeSet<NodeId> =
+            self.watched().into_iter().filter(|id| self.is_stale(now, id)).collect();
+        if stale != self.last_stale {
+            self.last_stale = stale;
+            self.changed();
+        }
         out
     }
 

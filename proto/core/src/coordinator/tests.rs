@@ -376,6 +376,16 @@ fn staleness_reasons_section_6_11() {
         cl.tick(Duration::from_secs(2));
     }
     assert!(matches!(stale(&cl, "a"), Some(StaleReason::NoContact { .. })));
+    let v = cl.c.status_version();
+    cl.down.clear();
+    cl.tick(Duration::from_secs(2));
+    cl.tick(Duration::from_secs(2));
+    assert_eq!(stale(&cl, "a"), None);
+    assert!(cl.c.status_version() > v, "staleness changing moves the status version");
+    cl.down.insert(id("a"));
+    for _ in 0..8 {
+        cl.tick(Duration::from_secs(2));
+    }
     assert_eq!(stale(&cl, "b"), None);
     // A node that reports older state than before is rolled back.
     cl.down.clear();

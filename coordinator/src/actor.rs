@@ -1,0 +1,424 @@
+//! The coordinator's one task that owns the protocol state and the ledger. Operator calls,
+//! enrollments, node answers and ticks go through its channel; it carries out outputs in
+//! order (a `Persist` is durable before anything after it: the commit decision before any
+//! Commit, DESIGN §6.4), fans requests out concurrently, and publishes the status so that
+//! polls never wait on it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use slog::{Logger, crit, debug, info, warn};
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::transport::Channel;
+use tq_protocol::coordinator::{
+    AbortError, CommitError, Coordinator, CoordinatorOutput, LedgerChange, ReconfigureError,
+    ReconfigureRequest,
+};
+use tq_protocol::{Entropy, Epoch, NodeId, NodeStatusReport, Peer, Request, Response, Time};
+use tq_wire::client::{ClientLimits, call_node, channel};
+use tq_wire::convert::{WallClock, attempt_to_pb, cluster_status_to_pb};
+use tq_wire::pb;
+use tq_wire::tls::TlsMaterial;
+
+use crate::store::LedgerStore;
+use tq_wire::durable::StoreError;
+
+/// What an operator asked for.
+#[derive(Debug)]
+pub enum Operation {
+    /// A new configuration.
+    Reconfigure {
+        /// Its members.
+        members: BTreeSet<NodeId>,
+        /// K.
+        threshold: usize,
+        /// The caller's idea of the latest committed epoch.
+        previous_epoch: Option<Epoch>,
+    },
+    /// The legacy upgrade.
+    UpgradeFromLegacy {
+        /// The first epoch's members.
+        members: BTreeSet<NodeId>,
+        /// K.
+        threshold: usize,
+    },
+    /// Abort the epoch in flight.
+    Abort,
+    /// Commit the preparing epoch.
+    Commit,
+}
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    /// Reconfigure or upgrade refused.
+    #[error(transparent)]
+    Reconfigure(#[from] ReconfigureError),
+    /// Commit refused.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// Abort refused.
+    #[error(transparent)]
+    Abort(#[from] AbortError),
+    /// No randomness from the operating system.
+    #[error("no randomness from the operating system: {0}")]
+    Entropy(String),
+    /// The coordinator is stopping.
+    #[error("the coordinator is stopping")]
+    Stopped,
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Operate {
+        op: Operation,
+        reply: oneshot::Sender<Result<pb::Attempt, OperationError>>,
+    },
+    Enroll {
+        address: String,
+        version: String,
+        summary: NodeStatusReport,
+        reply: oneshot::Sender<Vec<(NodeId, String)>>,
+    },
+    NodeResponse {
+        from: NodeId,
+        response: Response,
+    },
+}
+
+/// A cloneable handle to the actor.
+#[derive(Clone, Debug)]
+pub struct CoordinatorHandle {
+    tx: mpsc::Sender<Command>,
+    status: watch::Receiver<Arc<pb::ClusterStatus>>,
+    nodes: watch::Receiver<Arc<pb::NodesResponse>>,
+}
+
+impl CoordinatorHandle {
+    /// Carries out an operator's request.
+    pub async fn operate(&self, op: Operation) -> Result<pb::Attempt, OperationError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Operate { op, reply }).await.map_err(|_| OperationError::Stopped)?;
+        rx.await.map_err(|_| OperationError::Stopped)?
+    }
+
+    /// Registers an agent; returns the address book.
+    pub async fn enroll(
+        &self,
+        address: String,
+        version: String,
+        summary: NodeStatusReport,
+    ) -> Option<Vec<(NodeId, String)>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Enroll { address, version, summary, reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The latest published status.
+    pub fn status(&self) -> watch::Receiver<Arc<pb::ClusterStatus>> {
+        self.status.clone()
+    }
+
+    /// The latest published node list.
+    pub fn nodes(&self) -> Arc<pb::NodesResponse> {
+        self.nodes.borrow().clone()
+    }
+}
+
+pub(crate) struct Actor {
+    core: Coordinator,
+    store: LedgerStore,
+    tls: TlsMaterial,
+    limits: ClientLimits,
+    channels: BTreeMap<NodeId, (String, Channel)>,
+    started: Instant,
+    clock: WallClock,
+    log: Logger,
+    rx: mpsc::Receiver<Command>,
+    me: mpsc::WeakSender<Command>,
+    status: watch::Sender<Arc<pb::ClusterStatus>>,
+    nodes: watch::Sender<Arc<pb::NodesResponse>>,
+    published_version: u64,
+    published_at: Instant,
+    versions: BTreeMap<NodeId, String>,
+}
+
+/// Room for a burst of operator calls and node answers; senders wait when it is full.
+const QUEUE: usize = 4096;
+
+impl Actor {
+    pub(crate) fn new(
+        core: Coordinator,
+        store: LedgerStore,
+        tls: TlsMaterial,
+        started: Instant,
+        log: Logger,
+    ) -> (Actor, CoordinatorHandle) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let unix_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let clock = WallClock::new(unix_ms - started.elapsed().as_millis() as i64);
+        let (status_tx, status_rx) = watch::channel(Arc::new(pb::ClusterStatus::default()));
+        let (nodes_tx, nodes_rx) = watch::channel(Arc::new(pb::NodesResponse::default()));
+        let actor = Actor {
+            core,
+            store,
+            tls,
+            limits: ClientLimits::default(),
+            channels: BTreeMap::new(),
+            started,
+            clock,
+            log,
+            rx,
+            me: tx.downgrade(),
+            status: status_tx,
+            nodes: nodes_tx,
+            published_version: 0,
+            published_at: Instant::now(),
+            versions: BTreeMap::new(),
+        };
+        (actor, CoordinatorHandle { tx, status: status_rx, nodes: nodes_rx })
+    }
+
+    fn now(&self) -> Time {
+        Time::from_millis(self.started.elapsed().as_millis() as u64)
+    }
+
+    /// Runs until every handle is dropped, or a ledger write fails.
+    pub(crate) async fn run(mut self, first: Vec<CoordinatorOutput>) -> Result<(), StoreError> {
+        self.carry_out(first)?;
+        self.publish(true);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd)?,
+                    None => return Ok(()),
+                },
+                _ = tick.tick() => {
+                    let out = self.core.tick(self.now());
+                    self.carry_out(out)?;
+                }
+            }
+            self.publish(false);
+        }
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<(), StoreError> {
+        let now = self.now();
+        match cmd {
+            Command::Operate { op, reply } => {
+                let res = self.operate(now, op);
+                let res = match res {
+                    Ok(out) => {
+                        self.carry_out(out)?;
+                        let attempt = self.core.attempt_status();
+                        Ok(attempt.map(|a| attempt_to_pb(&a, &self.clock)).unwrap_or_default())
+                    }
+                    Err(e) => {
+                        info!(self.log, "operator request refused"; "reason" => %e);
+                        Err(e)
+                    }
+                };
+                let _ = reply.send(res);
+            }
+            Command::Enroll { address, version, summary, reply } => {
+                let node = summary.node_id.clone();
+                self.versions.insert(node.clone(), version);
+                let before = self.core.ledger().known.clone();
+                let out = self.core.enroll(now, address.clone(), summary);
+                self.carry_out(out)?;
+                info!(self.log, "node enrolled"; "node" => %node, "address" => &address);
+                let book = self.book();
+                if before != self.core.ledger().known {
+                    self.push_book(&book);
+                }
+                let _ = reply.send(book);
+            }
+            Command::NodeResponse { from, response } => {
+                if let Response::Status(_) = &response {
+                } else {
+                    debug!(self.log, "answer"; "from" => %from, "answer" => summarize(&response));
+                }
+                let out = self.core.handle_response(now, &from, response);
+                self.carry_out(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn operate(
+        &mut self,
+        now: Time,
+        op: Operation,
+    ) -> Result<Vec<CoordinatorOutput>, OperationError> {
+        match op {
+            Operation::Reconfigure { members, threshold, previous_epoch } => {
+                info!(self.log, "reconfigure requested"; "members" => members.len(), "threshold" => threshold, "previous_epoch" => ?previous_epoch.map(Epoch::get));
+                let req =
+                    ReconfigureRequest { members, threshold, previous_epoch, entropy: entropy()? };
+                Ok(self.core.reconfigure(now, req)?)
+            }
+            Operation::UpgradeFromLegacy { members, threshold } => {
+                info!(self.log, "upgrade from the legacy split requested"; "members" => members.len(), "threshold" => threshold);
+                Ok(self.core.upgrade_from_legacy(now, &members, threshold, entropy()?)?)
+            }
+            Operation::Abort => Ok(self.core.abort()?),
+            Operation::Commit => Ok(self.core.commit(now)?),
+        }
+    }
+
+    fn carry_out(&mut self, out: Vec<CoordinatorOutput>) -> Result<(), StoreError> {
+        for o in out {
+            match o {
+                CoordinatorOutput::Persist(change) => {
+                    let res = tokio::task::block_in_place(|| self.store.apply(&change));
+                    if let Err(e) = res {
+                        crit!(self.log, "ledger write failed: stopping before anything depends on it"; "error" => %e);
+                        return Err(e);
+                    }
+                    self.log_change(&change);
+                }
+                CoordinatorOutput::Send { to, request } => self.send(to, request),
+            }
+        }
+        Ok(())
+    }
+
+    fn log_change(&self, change: &LedgerChange) {
+        match change {
+            LedgerChange::EpochReserved(e) => info!(self.log, "epoch reserved"; "epoch" => e.get()),
+            LedgerChange::Committed { config, by_operator } => info!(self.log, "commit decided";
+                "epoch" => config.epoch().get(), "digest" => config.digest().short(), "members" => config.n(),
+                "threshold" => config.threshold().get(), "by_operator" => by_operator),
+            LedgerChange::Aborted { epoch, reason } => {
+                warn!(self.log, "epoch aborted"; "epoch" => epoch.get(), "reason" => reason.as_str())
+            }
+            LedgerChange::NodeEnrolled { .. } => {}
+        }
+    }
+
+    fn channel(&mut self, id: &NodeId) -> Option<Channel> {
+        let addr = self.core.ledger().known.get(id)?.address.clone();
+        if let Some((_, c)) = self.channels.get(id).filter(|(a, _)| *a == addr) {
+            return Some(c.clone());
+        }
+        let c = channel(&self.tls, Peer::Node(id.clone()), &addr, &self.limits).ok()?;
+        self.channels.insert(id.clone(), (addr, c.clone()));
+        Some(c)
+    }
+
+    /// Fans a request out in its own task; the answer comes back through the channel.
+    fn send(&mut self, to: NodeId, request: Request) {
+        let Some(ch) = self.channel(&to) else {
+            debug!(self.log, "no address for node: it has not enrolled"; "node" => %to);
+            return;
+        };
+        let (me, limits, log) = (self.me.clone(), self.limits, self.log.clone());
+        tokio::spawn(async move {
+            match call_node(ch, &request, &limits).await {
+                Ok(response) => {
+                    if let Some(me) = me.upgrade() {
+                        let _ = me.send(Command::NodeResponse { from: to, response }).await;
+                    }
+                }
+                Err(e) => {
+                    debug!(log, "node unreachable"; "node" => %to, "request" => ?request.kind(), "error" => %e.message())
+                }
+            }
+        });
+    }
+
+    fn book(&self) -> Vec<(NodeId, String)> {
+        self.core.ledger().known.iter().map(|(id, k)| (id.clone(), k.address.clone())).collect()
+    }
+
+    /// Sends every agent the new address book (§6.13); agents that miss it get it when they
+    /// next enroll.
+    fn push_book(&mut self, book: &[(NodeId, String)]) {
+        let msg = pb::AddressBook {
+            entries: book
+                .iter()
+                .map(|(id, a)| pb::AddressEntry { node_id: id.to_string(), address: a.clone() })
+                .collect(),
+        };
+        for (id, _) in book {
+            let Some(ch) = self.channel(id) else { continue };
+            let msg = msg.clone();
+            tokio::spawn(async move {
+                let _ =
+                    pb::node_agent_client::NodeAgentClient::new(ch).push_address_book(msg).await;
+            });
+        }
+    }
+
+    /// Publishes the status when its version moved, and at least every second (last
+    /// contact times advance without a version change).
+    fn publish(&mut self, force: bool) {
+        let v = self.core.status_version();
+        if !force
+            && v == self.published_version
+            && self.published_at.elapsed() < Duration::from_secs(1)
+        {
+            return;
+        }
+        let now = self.now();
+        let status = self.core.status(now);
+        self.status.send_replace(Arc::new(cluster_status_to_pb(&status, &self.clock)));
+        let nodes = self.node_list(now);
+        self.nodes.send_replace(Arc::new(nodes));
+        self.published_version = v;
+        self.published_at = Instant::now();
+    }
+
+    fn node_list(&self, now: Time) -> pb::NodesResponse {
+        let status = self.core.status(now);
+        let stale: BTreeSet<&NodeId> =
+            status.members.iter().filter(|m| m.stale.is_some()).map(|m| &m.node_id).collect();
+        let nodes = self
+            .core
+            .ledger()
+            .known
+            .iter()
+            .map(|(id, k)| {
+                let t = self.core.tracker(id);
+                let r = t.and_then(|t| t.report.as_ref());
+                pb::NodeInfo {
+                    node_id: id.to_string(),
+                    address: k.address.clone(),
+                    fresh: k.fresh,
+                    last_contact_ms: t
+                        .and_then(|t| t.last_contact)
+                        .map_or(0, |c| self.clock.unix_ms(c)),
+                    committed_epoch: r.and_then(|r| r.committed).map_or(0, |c| c.0.get()),
+                    prepared_epoch: r.and_then(|r| r.prepared).map_or(0, |c| c.0.get()),
+                    expunged: r.and_then(|r| r.expunged).map_or(0, Epoch::get),
+                    unlocked: r.and_then(|r| r.unlocked).map_or(0, Epoch::get),
+                    version: self.versions.get(id).cloned().unwrap_or_default(),
+                    stale: stale.contains(id),
+                }
+            })
+            .collect();
+        pb::NodesResponse { nodes }
+    }
+}
+
+fn entropy() -> Result<Entropy, OperationError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| OperationError::Entropy(e.to_string()))?;
+    Ok(Entropy::from_bytes(&mut bytes))
+}
+
+fn summarize(r: &Response) -> String {
+    match r {
+        Response::Share { epoch, share, .. } => {
+            format!("share of epoch {epoch} x={}", share.index().get())
+        }
+        Response::LegacyShare(p) => format!("legacy share x={}", p.share.expose()[0]),
+        Response::CommitAdvance { config } => format!("commit advance to {config:?}"),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,320 @@
+//! The agent's one task that owns the protocol state: every request, peer answer, tick and
+//! host command goes through its channel, and it carries out the node's outputs in order,
+//! making each `Persist` durable before anything after it (DESIGN §7).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use slog::{Logger, crit, debug, info, warn};
+use tokio::sync::{mpsc, oneshot, watch};
+use tq_protocol::crypto::derive::{DeriveError, derive_key};
+use tq_protocol::node::{Node, NodeChange, NodeOutput};
+use tq_protocol::{ClusterId, Epoch, NodeId, NodeStatusReport, Peer, Request, Response, Time};
+use zeroize::Zeroizing;
+
+use crate::peers::Peers;
+use crate::store::Store;
+use tq_wire::durable::StoreError;
+
+/// What the host can see of the unlocked secrets: epochs only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unlocked {
+    /// The latest unlocked epoch.
+    pub latest: Option<Epoch>,
+    /// Every epoch whose secret is held.
+    pub epochs: Vec<Epoch>,
+}
+
+/// A key derived for the host.
+pub type DerivedKey = (Epoch, Zeroizing<Vec<u8>>);
+
+/// Why a key was not derived.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Nothing is unlocked (yet).
+    #[error("the cluster secret is not unlocked")]
+    Locked,
+    /// The epoch asked for is not held.
+    #[error("no secret is held for epoch {0}")]
+    UnknownEpoch(u64),
+    /// The request is malformed.
+    #[error(transparent)]
+    Derive(#[from] DeriveError),
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Request {
+        caller: Peer,
+        request: Request,
+        reply: oneshot::Sender<Response>,
+    },
+    PeerResponse {
+        from: NodeId,
+        response: Response,
+    },
+    Unlock,
+    Lock,
+    Derive {
+        purpose: String,
+        context: Vec<u8>,
+        epoch: Option<u64>,
+        len: usize,
+        reply: oneshot::Sender<Result<DerivedKey, KeyError>>,
+    },
+    AddressBook(Vec<(NodeId, String)>),
+    Summary(oneshot::Sender<NodeStatusReport>),
+}
+
+/// A cloneable handle to the actor.
+#[derive(Clone, Debug)]
+pub struct AgentHandle {
+    tx: mpsc::Sender<Command>,
+    unlocked: watch::Receiver<Unlocked>,
+}
+
+/// The actor stopped (its store failed, or the agent is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the agent has stopped")]
+pub struct Stopped;
+
+impl AgentHandle {
+    async fn send(&self, c: Command) -> Result<(), Stopped> {
+        self.tx.send(c).await.map_err(|_| Stopped)
+    }
+
+    /// Handles a verified request; the answer comes after any state it depends on is durable.
+    pub async fn request(&self, caller: Peer, request: Request) -> Result<Response, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request { caller, request, reply }).await?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Starts unlocking (and keeps following new commits).
+    pub async fn unlock(&self) -> Result<(), Stopped> {
+        self.send(Command::Unlock).await
+    }
+
+    /// Forgets the unlocked secrets.
+    pub async fn lock(&self) -> Result<(), Stopped> {
+        self.send(Command::Lock).await
+    }
+
+    /// Derives a key from an unlocked epoch's secret (the latest if `epoch` is None).
+    pub async fn derive(
+        &self,
+        purpose: String,
+        context: Vec<u8>,
+        epoch: Option<u64>,
+        len: usize,
+    ) -> Result<Result<DerivedKey, KeyError>, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Derive { purpose, context, epoch, len, reply }).await?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Replaces the address book.
+    pub async fn address_book(&self, book: Vec<(NodeId, String)>) -> Result<(), Stopped> {
+        self.send(Command::AddressBook(book)).await
+    }
+
+    /// The node's own status report.
+    pub async fn summary(&self) -> Result<NodeStatusReport, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Summary(reply)).await?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Watches which epochs are unlocked.
+    pub fn unlocked(&self) -> watch::Receiver<Unlocked> {
+        self.unlocked.clone()
+    }
+}
+
+pub(crate) struct Actor {
+    cluster: ClusterId,
+    node: Node,
+    store: Store,
+    peers: Peers,
+    started: Instant,
+    log: Logger,
+    rx: mpsc::Receiver<Command>,
+    unlocked: watch::Sender<Unlocked>,
+    /// The reply channel of the request being handled.
+    pending_reply: Option<oneshot::Sender<Response>>,
+    /// Where peers' answers come back; weak, so the actor ends with its last handle.
+    me: mpsc::WeakSender<Command>,
+    alarms_logged: u64,
+}
+
+/// Room for a burst of requests and peer answers; senders wait when it is full.
+const QUEUE: usize = 1024;
+
+impl Actor {
+    pub(crate) fn new(
+        cluster: ClusterId,
+        node: Node,
+        store: Store,
+        peers: Peers,
+        started: Instant,
+        log: Logger,
+    ) -> (Actor, AgentHandle) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (unlocked_tx, unlocked_rx) = watch::channel(Unlocked::default());
+        let actor = Actor {
+            cluster,
+            node,
+            store,
+            peers,
+            started,
+            log,
+            rx,
+            unlocked: unlocked_tx,
+            pending_reply: None,
+            me: tx.downgrade(),
+            alarms_logged: 0,
+        };
+        (actor, AgentHandle { tx, unlocked: unlocked_rx })
+    }
+
+    fn now(&self) -> Time {
+        Time::from_millis(self.started.elapsed().as_millis() as u64)
+    }
+
+    /// Runs until every handle is dropped, or until a write fails (then it returns the error
+    /// and nothing after the failed write was carried out).
+    pub(crate) async fn run(mut self) -> Result<(), StoreError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd)?,
+                    None => return Ok(()),
+                },
+                _ = tick.tick() => {
+                    let out = self.node.tick(self.now());
+                    self.carry_out(out)?;
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<(), StoreError> {
+        let now = self.now();
+        match cmd {
+            Command::Request { caller, request, reply } => {
+                debug!(self.log, "request"; "from" => %caller, "kind" => ?request.kind(), "epoch" => ?request.epoch());
+                self.pending_reply = Some(reply);
+                let out = self.node.handle_request(now, &caller, request);
+                self.carry_out(out)?;
+            }
+            Command::PeerResponse { from, response } => {
+                let out = self.node.handle_response(now, &from, response);
+                self.carry_out(out)?;
+            }
+            Command::Unlock => {
+                let out = self.node.unlock(now);
+                self.carry_out(out)?;
+            }
+            Command::Lock => {
+                self.node.lock();
+                self.unlocked.send_replace(Unlocked::default());
+                info!(self.log, "secrets locked (forgotten from memory)");
+            }
+            Command::Derive { purpose, context, epoch, len, reply } => {
+                let _ = reply.send(self.derive(&purpose, &context, epoch, len));
+            }
+            Command::AddressBook(book) => {
+                let book: BTreeMap<NodeId, String> = book.into_iter().collect();
+                self.store.set_address_book(&book)?;
+                info!(self.log, "address book updated"; "nodes" => book.len());
+                self.peers.set_book(book);
+            }
+            Command::Summary(reply) => {
+                let _ = reply.send(self.node.status());
+            }
+        }
+        Ok(())
+    }
+
+    fn derive(
+        &self,
+        purpose: &str,
+        context: &[u8],
+        epoch: Option<u64>,
+        len: usize,
+    ) -> Result<DerivedKey, KeyError> {
+        let u = self.node.unlocked().ok_or(KeyError::Locked)?;
+        let e = match epoch {
+            None => u.epoch,
+            Some(n) => Epoch::new(n).map_err(|_| KeyError::UnknownEpoch(n))?,
+        };
+        let secret = u.secrets.0.get(&e).ok_or(KeyError::UnknownEpoch(e.get()))?;
+        let key = derive_key(secret, &self.cluster, purpose, context, len)?;
+        Ok((e, key))
+    }
+
+    /// Carries out outputs in order. A failed Persist stops everything after it.
+    fn carry_out(&mut self, out: Vec<NodeOutput>) -> Result<(), StoreError> {
+        for o in out {
+            match o {
+                NodeOutput::Persist(change) => {
+                    let res = tokio::task::block_in_place(|| self.store.apply(&change));
+                    if let Err(e) = res {
+                        crit!(self.log, "durable write failed: stopping without answering"; "error" => %e);
+                        self.pending_reply = None;
+                        return Err(e);
+                    }
+                    self.log_change(&change);
+                }
+                NodeOutput::Reply(resp) => {
+                    if let Response::Error { request, error, .. } = &resp {
+                        info!(self.log, "refused"; "request" => ?request, "reason" => %error);
+                    }
+                    if let Some(reply) = self.pending_reply.take() {
+                        let _ = reply.send(resp);
+                    }
+                }
+                NodeOutput::Send { to, request } => self.peers.send(to, request, self.me.clone()),
+                NodeOutput::Unlocked { epoch } => {
+                    let epochs: Vec<Epoch> = self
+                        .node
+                        .unlocked()
+                        .map(|u| u.secrets.0.keys().copied().collect())
+                        .unwrap_or_default();
+                    info!(self.log, "cluster secret unlocked"; "epoch" => epoch.get(), "epochs_held" => epochs.len());
+                    self.unlocked.send_replace(Unlocked { latest: Some(epoch), epochs });
+                }
+            }
+        }
+        self.log_new_alarms();
+        Ok(())
+    }
+
+    /// Alarms are kept in the node (and reported in its status); each is also logged once.
+    fn log_new_alarms(&mut self) {
+        let alarms = self.node.alarms();
+        for (_, a) in alarms.kept().iter().skip(self.alarms_logged as usize) {
+            warn!(self.log, "ALARM: protocol violation"; "alarm" => ?a);
+        }
+        if alarms.total() > self.alarms_logged {
+            self.alarms_logged = alarms.total();
+        }
+    }
+
+    fn log_change(&self, change: &NodeChange) {
+        match change {
+            NodeChange::Prepared { config, .. } => {
+                info!(self.log, "prepared"; "epoch" => config.epoch().get(), "digest" => config.digest().short(), "members" => config.n(), "threshold" => config.threshold().get())
+            }
+            NodeChange::Committed { epoch } => info!(self.log, "committed"; "epoch" => epoch.get()),
+            NodeChange::CaughtUp { config, .. } => {
+                info!(self.log, "caught up and committed"; "epoch" => config.epoch().get(), "digest" => config.digest().short())
+            }
+            NodeChange::Expunged { epoch } => {
+                warn!(self.log, "this node was removed from the cluster: it will do no protocol work until its state is wiped"; "epoch" => epoch.get())
+            }
+        }
+    }
+}

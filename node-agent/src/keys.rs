@@ -1,0 +1,113 @@
+//! The local key service (DESIGN §6.7): on a Unix socket for this host only (its file mode is
+//! the access control). Keys derived from the unlocked secrets leave; secrets never do.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::net::UnixListener;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{UnixListenerStream, WatchStream};
+use tonic::{Request, Response, Status};
+use tq_protocol::crypto::derive::MAX_DERIVED_LEN;
+use tq_wire::pb::local_keys_server::{LocalKeys, LocalKeysServer};
+use tq_wire::pb::{self};
+
+use crate::actor::{AgentHandle, KeyError, Unlocked};
+
+pub(crate) struct KeyService(pub(crate) AgentHandle);
+
+fn to_pb(u: &Unlocked) -> pb::EpochsUnlocked {
+    pb::EpochsUnlocked {
+        latest: u.latest.map_or(0, |e| e.get()),
+        epochs: u.epochs.iter().map(|e| e.get()).collect(),
+    }
+}
+
+fn stopped<T>(_: T) -> Status {
+    Status::unavailable("the agent is stopping")
+}
+
+#[tonic::async_trait]
+impl LocalKeys for KeyService {
+    async fn derive_key(
+        &self,
+        req: Request<pb::DeriveKeyRequest>,
+    ) -> Result<Response<pb::DeriveKeyResponse>, Status> {
+        let r = req.into_inner();
+        let len = if r.length == 0 { 32 } else { r.length as usize };
+        if len > MAX_DERIVED_LEN {
+            return Err(Status::invalid_argument(format!(
+                "length must be at most {MAX_DERIVED_LEN}"
+            )));
+        }
+        let epoch = (r.epoch != 0).then_some(r.epoch);
+        match self.0.derive(r.purpose, r.context, epoch, len).await.map_err(stopped)? {
+            Ok((e, key)) => {
+                Ok(Response::new(pb::DeriveKeyResponse { epoch: e.get(), key: key.to_vec() }))
+            }
+            Err(KeyError::Locked) => Err(Status::failed_precondition(KeyError::Locked.to_string())),
+            Err(e @ KeyError::UnknownEpoch(_)) => Err(Status::not_found(e.to_string())),
+            Err(e @ KeyError::Derive(_)) => Err(Status::invalid_argument(e.to_string())),
+        }
+    }
+
+    type WatchEpochsStream = Pin<Box<dyn Stream<Item = Result<pb::EpochsUnlocked, Status>> + Send>>;
+
+    async fn watch_epochs(
+        &self,
+        _req: Request<pb::WatchEpochsRequest>,
+    ) -> Result<Response<Self::WatchEpochsStream>, Status> {
+        let stream = WatchStream::new(self.0.unlocked()).map(|u| Ok(to_pb(&u)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn unlock(
+        &self,
+        req: Request<pb::UnlockRequest>,
+    ) -> Result<Response<pb::EpochsUnlocked>, Status> {
+        let wait = Duration::from_millis(u64::from(req.into_inner().wait_ms));
+        let mut rx = self.0.unlocked();
+        self.0.unlock().await.map_err(stopped)?;
+        if !wait.is_zero() {
+            // Done when the latest committed epoch is unlocked.
+            let target = self.0.summary().await.map_err(stopped)?.committed.map(|c| c.0);
+            let reached = rx.wait_for(|u| u.latest.is_some() && u.latest >= target);
+            if tokio::time::timeout(wait, reached).await.is_err() {
+                return Err(Status::deadline_exceeded(
+                    "not unlocked in time: are K members reachable?",
+                ));
+            }
+        }
+        let now = self.0.unlocked().borrow().clone();
+        Ok(Response::new(to_pb(&now)))
+    }
+
+    async fn lock(
+        &self,
+        _req: Request<pb::LockRequest>,
+    ) -> Result<Response<pb::LockResponse>, Status> {
+        self.0.lock().await.map_err(stopped)?;
+        Ok(Response::new(pb::LockResponse {}))
+    }
+}
+
+/// Binds the socket (replacing a stale one) with mode 0600.
+pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListenerStream> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(UnixListenerStream::new(listener))
+}
+
+pub(crate) fn server(handle: AgentHandle) -> LocalKeysServer<KeyService> {
+    LocalKeysServer::new(KeyService(handle))
+}

@@ -1,0 +1,46 @@
+//! `tq-agent`: the shared service start-up around [`tq_node_agent::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tq_node_agent::{AgentError, run};
+use tq_wire::process::{CommonArgs, service_main};
+
+// The rule-breaking simulation build must never reach a service binary.
+const _: () = assert!(
+    !tq_protocol::DANGER_BUGS_COMPILED,
+    "tq-agent must not be built with danger-inject-bugs"
+);
+
+/// The tq node agent: holds this machine's share of the cluster secret, answers the
+/// coordinator and its peers over mTLS, and serves derived keys on a local Unix socket.
+///
+/// Exit status: 0 after SIGINT/SIGTERM, 64 on a bad configuration or TLS file, 74 when the
+/// store will not open, fails its check, or a write fails; 1 otherwise.
+#[derive(Parser)]
+#[command(name = "tq-agent", version)]
+struct Args {
+    /// The TOML configuration file (see README, "Configuration reference").
+    #[arg(long, short, env = "TQ_AGENT_CONFIG")]
+    config: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    service_main(
+        "tq-agent",
+        &args.config,
+        args.common,
+        |config, log, ready_file, shutdown| {
+            run(config, log, move |ready| ready_file.write(ready.listen), shutdown)
+        },
+        |e| match e {
+            AgentError::Config(_) | AgentError::Tls(_) => 64,
+            AgentError::Store(_) | AgentError::State(_) => 74,
+            _ => 1,
+        },
+    )
+}

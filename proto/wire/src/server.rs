@@ -1,0 +1,111 @@
+//! Serving gRPC over mTLS (DESIGN §3): TCP_NODELAY on every connection, a handshake timeout,
+//! a cap on handshakes in progress, request timeouts, per-connection concurrency and message
+//! size caps.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use slog::{Logger, debug, warn};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+
+/// Limits every tq server applies.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    /// Largest message decoded or encoded, in bytes.
+    pub max_message_bytes: usize,
+    /// A TLS handshake must finish within this.
+    #[serde(with = "crate::serde_duration")]
+    pub handshake_timeout: Duration,
+    /// A request must be answered within this.
+    #[serde(with = "crate::serde_duration")]
+    pub request_timeout: Duration,
+    /// Requests in flight per connection.
+    pub per_connection_concurrency: usize,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// TLS handshakes in progress at once; further connections are closed at once.
+    pub max_pending_handshakes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            // A configuration of 1024 members is about 150 KiB; leave room, refuse the absurd.
+            max_message_bytes: 4 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            per_connection_concurrency: 64,
+            max_concurrent_streams: 128,
+            max_pending_handshakes: 256,
+        }
+    }
+}
+
+/// Accepts TCP connections on `listener` and completes their TLS handshakes off the accept
+/// loop; yields only connections that finished the handshake in time.
+pub fn tls_incoming(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    limits: &ServerLimits,
+    log: Logger,
+) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    // Bounded: a connection waits here only while tonic picks it up.
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    let pending = Arc::new(Semaphore::new(limits.max_pending_handshakes));
+    let timeout = limits.handshake_timeout;
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off rather than spin.
+                    warn!(log, "accept failed"; "error" => %e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = pending.clone().try_acquire_owned() else {
+                debug!(log, "too many TLS handshakes in progress: connection closed"; "peer" => %peer);
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx, log) = (acceptor.clone(), tx.clone(), log.clone());
+            tokio::spawn(async move {
+                let res = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
+                drop(permit);
+                match res {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => handshake_failed(&log, peer, &e.to_string()),
+                    Err(_) => handshake_failed(&log, peer, "timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+fn handshake_failed(log: &Logger, peer: SocketAddr, why: &str) {
+    debug!(log, "TLS handshake failed"; "peer" => %peer, "error" => why);
+}
+
+/// A tonic server builder with the limits applied (the services add message size caps).
+pub fn builder(limits: &ServerLimits) -> Server {
+    Server::builder()
+        .timeout(limits.request_timeout)
+        .concurrency_limit_per_connection(limits.per_connection_concurrency)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_nodelay(true)
+}
