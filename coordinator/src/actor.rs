@@ -142,6 +142,9 @@ pub(crate) struct Actor {
     published_version: u64,
     published_at: Instant,
     versions: BTreeMap<NodeId, String>,
+    /// Per node, the latest address book and the channel to deliver it on; one task per node
+    /// delivers them in order (latest wins) and retries until one arrives.
+    books: BTreeMap<NodeId, watch::Sender<(Channel, pb::AddressBook)>>,
 }
 
 /// Room for a burst of operator calls and node answers; senders wait when it is full.
@@ -178,6 +181,7 @@ impl Actor {
             published_version: 0,
             published_at: Instant::now(),
             versions: BTreeMap::new(),
+            books: BTreeMap::new(),
         };
         (actor, CoordinatorHandle { tx, status: status_rx, nodes: nodes_rx })
     }
@@ -186,14 +190,22 @@ impl Actor {
         Time::from_millis(self.started.elapsed().as_millis() as u64)
     }
 
-    /// Runs until every handle is dropped, or a ledger write fails.
-    pub(crate) async fn run(mut self, first: Vec<CoordinatorOutput>) -> Result<(), StoreError> {
+    /// Carries out what restoring the ledger returned (durably) and publishes the first
+    /// status: call before serving, so that no poll ever sees an empty status.
+    pub(crate) fn start(&mut self, first: Vec<CoordinatorOutput>) -> Result<(), StoreError> {
         self.carry_out(first)?;
         self.publish(true);
+        Ok(())
+    }
+
+    /// Runs until `stop` fires (or its sender is dropped), every handle is dropped, or a
+    /// ledger write fails. Returning drops the ledger: handles left over answer `Stopped`.
+    pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), StoreError> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = &mut stop => return Ok(()),
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd)?,
                     None => return Ok(()),
@@ -336,8 +348,9 @@ impl Actor {
         self.core.ledger().known.iter().map(|(id, k)| (id.clone(), k.address.clone())).collect()
     }
 
-    /// Sends every agent the new address book (§6.13); agents that miss it get it when they
-    /// next enroll.
+    /// Sends every agent the new address book (§6.13), retrying until it arrives (an agent
+    /// also gets it when it enrolls). Pushes to one node go out one at a time, newest last:
+    /// concurrent pushes could arrive out of order and leave an agent with an older book.
     fn push_book(&mut self, book: &[(NodeId, String)]) {
         let msg = pb::AddressBook {
             entries: book
@@ -345,13 +358,19 @@ impl Actor {
                 .map(|(id, a)| pb::AddressEntry { node_id: id.to_string(), address: a.clone() })
                 .collect(),
         };
+        let retry = self.core.options().retry_interval;
         for (id, _) in book {
             let Some(ch) = self.channel(id) else { continue };
-            let msg = msg.clone();
-            tokio::spawn(async move {
-                let _ =
-                    pb::node_agent_client::NodeAgentClient::new(ch).push_address_book(msg).await;
-            });
+            match self.books.get(id) {
+                Some(tx) if !tx.is_closed() => {
+                    tx.send_replace((ch, msg.clone()));
+                }
+                _ => {
+                    let (tx, rx) = watch::channel((ch, msg.clone()));
+                    tokio::spawn(deliver_books(rx, retry));
+                    self.books.insert(id.clone(), tx);
+                }
+            }
         }
     }
 
@@ -403,6 +422,30 @@ impl Actor {
             })
             .collect();
         pb::NodesResponse { nodes }
+    }
+}
+
+/// Delivers one node's address books in order, the latest one at any time; retries (with
+/// backoff) until it is delivered or a newer one replaces it. Ends with the actor.
+async fn deliver_books(mut rx: watch::Receiver<(Channel, pb::AddressBook)>, retry: Duration) {
+    let mut backoff = retry;
+    loop {
+        let (ch, book) = rx.borrow_and_update().clone();
+        let delivered =
+            pb::node_agent_client::NodeAgentClient::new(ch).push_address_book(book).await.is_ok();
+        if delivered {
+            backoff = retry;
+            if rx.changed().await.is_err() {
+                return;
+            }
+        } else {
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                () = tokio::time::sleep(backoff) => {
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
     }
 }
 

@@ -5,16 +5,18 @@
 //! fans out commits, tracks staleness, and serves the control plane. Also `tqctl`.
 
 pub mod actor;
+pub mod cluster_file;
 pub mod config;
 mod service;
 pub mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slog::{Logger, info};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tq_protocol::coordinator::{Coordinator, LedgerError};
 use tq_protocol::{Peer, Time};
 use tq_wire::pb::coordinator_server::CoordinatorServer;
@@ -65,7 +67,9 @@ pub struct Ready {
     pub handle: CoordinatorHandle,
 }
 
-/// Runs the coordinator until `shutdown` resolves or it must stop.
+/// Runs the coordinator until `shutdown` resolves or it must stop. When it returns the
+/// coordinator has stopped: its listener is closed, its connections closed (or cut after a
+/// short grace) and its ledger closed.
 pub async fn run(
     config: CoordinatorConfig,
     log: Logger,
@@ -87,8 +91,12 @@ pub async fn run(
     let listen = listener
         .local_addr()
         .map_err(|e| CoordinatorError::Bind { addr: config.listen, why: e.to_string() })?;
-    let (actor, handle) = Actor::new(core, store, tls.clone(), started, log.clone());
-    let mut actor_task = tokio::spawn(actor.run(first));
+    let (mut actor, handle) = Actor::new(core, store, tls.clone(), started, log.clone());
+    actor.start(first)?;
+    let (stop_actor, actor_stop) = oneshot::channel();
+    let mut actor_task = tokio::spawn(actor.run(actor_stop));
+    // The server stops accepting and closes its connections when this fires.
+    let (stop_server, server_stop) = oneshot::channel::<()>();
 
     let max = config.limits.max_message_bytes;
     let service = service::ControlService { handle: handle.clone(), cluster };
@@ -98,12 +106,12 @@ pub async fn run(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .serve_with_incoming(tls_incoming(
-            listener,
-            tls.server_config()?,
-            &config.limits,
-            log.clone(),
-        ));
+        .serve_with_incoming_shutdown(
+            tls_incoming(listener, tls.server_config()?, &config.limits, log.clone()),
+            async move {
+                let _ = server_stop.await;
+            },
+        );
     let mut server = tokio::spawn(server);
     info!(log, "coordinator started"; "cluster" => %cluster, "listen" => %listen,
         "state_dir" => %config.state_dir.display(), "latest_committed_epoch" => ?latest.map(|e| e.get()),
@@ -111,16 +119,39 @@ pub async fn run(
     ready(Ready { listen, handle: handle.clone() });
     drop(handle);
 
-    let res = tokio::select! {
-        r = &mut actor_task => match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(CoordinatorError::Store(e)),
-            Err(e) => Err(CoordinatorError::Serve(format!("coordinator task: {e}"))),
-        },
-        r = &mut server => Err(CoordinatorError::Serve(format!("control service stopped: {r:?}"))),
-        () = shutdown => Ok(()),
+    let (mut res, actor_ended) = tokio::select! {
+        r = &mut actor_task => (actor_result(r), true),
+        r = &mut server => {
+            (Err(CoordinatorError::Serve(format!("control service stopped: {r:?}"))), false)
+        }
+        () = shutdown => (Ok(()), false),
     };
-    server.abort();
+    // Stop everything before returning: no protocol work after `run` returns, the ledger is
+    // closed (the directory can be opened again) and the port is free.
+    let _ = stop_server.send(());
+    let _ = stop_actor.send(());
+    if !actor_ended {
+        let ended = actor_result(actor_task.await);
+        if res.is_ok() {
+            res = ended;
+        }
+    }
+    // Connections get a short grace to close (watch streams end with the actor), then are cut.
+    if !server.is_finished()
+        && tokio::time::timeout(Duration::from_secs(2), &mut server).await.is_err()
+    {
+        server.abort();
+    }
     info!(log, "coordinator stopped"; "result" => ?res.as_ref().err().map(ToString::to_string));
     res
+}
+
+fn actor_result(
+    r: Result<Result<(), StoreError>, tokio::task::JoinError>,
+) -> Result<(), CoordinatorError> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CoordinatorError::Store(e)),
+        Err(e) => Err(CoordinatorError::Serve(format!("coordinator task: {e}"))),
+    }
 }

@@ -62,7 +62,11 @@ pub(crate) enum Command {
         len: usize,
         reply: oneshot::Sender<Result<DerivedKey, KeyError>>,
     },
-    AddressBook(Vec<(NodeId, String)>),
+    AddressBook {
+        book: Vec<(NodeId, String)>,
+        /// From the enrollment's reply rather than pushed by the coordinator.
+        enrolled: bool,
+    },
     Summary(oneshot::Sender<NodeStatusReport>),
 }
 
@@ -113,9 +117,16 @@ impl AgentHandle {
         rx.await.map_err(|_| Stopped)
     }
 
-    /// Replaces the address book.
+    /// Replaces the address book (the coordinator pushed it).
     pub async fn address_book(&self, book: Vec<(NodeId, String)>) -> Result<(), Stopped> {
-        self.send(Command::AddressBook(book)).await
+        self.send(Command::AddressBook { book, enrolled: false }).await
+    }
+
+    /// The address book in the coordinator's answer to this agent's enrollment: ignored if a
+    /// push arrived first (the coordinator pushes every later change, in order, so a push
+    /// is never older than what the enrollment's answer would add).
+    pub(crate) async fn enrolled_book(&self, book: Vec<(NodeId, String)>) -> Result<(), Stopped> {
+        self.send(Command::AddressBook { book, enrolled: true }).await
     }
 
     /// The node's own status report.
@@ -145,6 +156,11 @@ pub(crate) struct Actor {
     /// Where peers' answers come back; weak, so the actor ends with its last handle.
     me: mpsc::WeakSender<Command>,
     alarms_logged: u64,
+    /// The coordinator pushed an address book since this agent started.
+    book_pushed: bool,
+    /// The host asked for the secrets (Unlock, or unlock on start) and has not locked since:
+    /// each new commit is unlocked too, so watchers can re-key (§6.7).
+    want_unlocked: bool,
 }
 
 /// Room for a burst of requests and peer answers; senders wait when it is full.
@@ -173,6 +189,8 @@ impl Actor {
             pending_reply: None,
             me: tx.downgrade(),
             alarms_logged: 0,
+            book_pushed: false,
+            want_unlocked: false,
         };
         (actor, AgentHandle { tx, unlocked: unlocked_rx })
     }
@@ -181,13 +199,15 @@ impl Actor {
         Time::from_millis(self.started.elapsed().as_millis() as u64)
     }
 
-    /// Runs until every handle is dropped, or until a write fails (then it returns the error
-    /// and nothing after the failed write was carried out).
-    pub(crate) async fn run(mut self) -> Result<(), StoreError> {
+    /// Runs until `stop` fires (or its sender is dropped), every handle is dropped, or a write
+    /// fails (then it returns the error and nothing after the failed write was carried out).
+    /// Returning drops the store: handles left over answer `Stopped`.
+    pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), StoreError> {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = &mut stop => return Ok(()),
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd)?,
                     None => return Ok(()),
@@ -214,10 +234,12 @@ impl Actor {
                 self.carry_out(out)?;
             }
             Command::Unlock => {
+                self.want_unlocked = true;
                 let out = self.node.unlock(now);
                 self.carry_out(out)?;
             }
             Command::Lock => {
+                self.want_unlocked = false;
                 self.node.lock();
                 self.unlocked.send_replace(Unlocked::default());
                 info!(self.log, "secrets locked (forgotten from memory)");
@@ -225,7 +247,12 @@ impl Actor {
             Command::Derive { purpose, context, epoch, len, reply } => {
                 let _ = reply.send(self.derive(&purpose, &context, epoch, len));
             }
-            Command::AddressBook(book) => {
+            Command::AddressBook { book, enrolled } => {
+                if enrolled && self.book_pushed {
+                    debug!(self.log, "enrollment's address book ignored: a push came first");
+                    return Ok(());
+                }
+                self.book_pushed |= !enrolled;
                 let book: BTreeMap<NodeId, String> = book.into_iter().collect();
                 self.store.set_address_book(&book)?;
                 info!(self.log, "address book updated"; "nodes" => book.len());
@@ -257,6 +284,7 @@ impl Actor {
 
     /// Carries out outputs in order. A failed Persist stops everything after it.
     fn carry_out(&mut self, out: Vec<NodeOutput>) -> Result<(), StoreError> {
+        let mut rekey = false;
         for o in out {
             match o {
                 NodeOutput::Persist(change) => {
@@ -267,6 +295,14 @@ impl Actor {
                         return Err(e);
                     }
                     self.log_change(&change);
+                    rekey |= matches!(
+                        change,
+                        NodeChange::Committed { .. } | NodeChange::CaughtUp { .. }
+                    );
+                    if matches!(change, NodeChange::Expunged { .. }) {
+                        // The node forgot its secrets: watchers must not keep seeing them.
+                        self.unlocked.send_replace(Unlocked::default());
+                    }
                 }
                 NodeOutput::Reply(resp) => {
                     if let Response::Error { request, error, .. } = &resp {
@@ -289,6 +325,10 @@ impl Actor {
             }
         }
         self.log_new_alarms();
+        if rekey && self.want_unlocked {
+            let out = self.node.unlock(self.now());
+            self.carry_out(out)?;
+        }
         Ok(())
     }
 

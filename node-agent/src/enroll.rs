@@ -63,6 +63,6 @@ async fn try_enroll(
         .into_inner();
     let book = address_book_from_pb(&book).map_err(|e| e.message().to_string())?;
     let n = book.len();
-    handle.address_book(book).await.map_err(|e| e.to_string())?;
+    handle.enrolled_book(book).await.map_err(|e| e.to_string())?;
     Ok(n)
 }

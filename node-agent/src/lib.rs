@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slog::{Logger, info, o};
 use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
 use tq_protocol::node::{Node, NodeOptions, StateError};
 use tq_protocol::{NodeId, Peer};
 use tq_wire::node_service::NodeAgentService;
@@ -72,7 +73,8 @@ pub struct Ready {
 }
 
 /// Runs the agent until `shutdown` resolves or it must stop. `ready` is called once both
-/// servers listen.
+/// servers listen. When it returns the agent has stopped: its listeners are closed, its
+/// connections closed (or cut after a short grace) and its store closed.
 pub async fn run(
     config: AgentConfig,
     log: Logger,
@@ -109,7 +111,10 @@ pub async fn run(
         .collect();
     let peers = peers::Peers::new(tls.clone(), configured, book, log.new(o!("part" => "peers")));
     let (actor, handle) = Actor::new(id.cluster, node, store, peers, started, log.clone());
-    let mut actor_task = tokio::spawn(actor.run());
+    let (stop_actor, actor_stop) = oneshot::channel();
+    let mut actor_task = tokio::spawn(actor.run(actor_stop));
+    // Both servers stop accepting and close their connections when this fires.
+    let (stop_servers, servers_stop) = watch::channel(());
 
     let service = NodeAgentService::new(Arc::new(service::Handler(handle.clone())), id.cluster);
     let max = config.limits.max_message_bytes;
@@ -119,15 +124,18 @@ pub async fn run(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .serve_with_incoming(tls_incoming(
-            listener,
-            tls.server_config()?,
-            &config.limits,
-            log.new(o!("part" => "tls")),
-        ));
+        .serve_with_incoming_shutdown(
+            tls_incoming(
+                listener,
+                tls.server_config()?,
+                &config.limits,
+                log.new(o!("part" => "tls")),
+            ),
+            signalled(servers_stop.clone()),
+        );
     let key_server = tonic::transport::Server::builder()
         .add_service(keys::server(handle.clone()))
-        .serve_with_incoming(key_incoming);
+        .serve_with_incoming_shutdown(key_incoming, signalled(servers_stop));
     let mut peer_server = tokio::spawn(peer_server);
     let mut key_server = tokio::spawn(key_server);
 
@@ -136,34 +144,72 @@ pub async fn run(
         "key_socket" => %config.key_socket.display(), "state_dir" => %config.state_dir.display(),
         "committed_epoch" => ?summary.committed.map(|c| c.0.get()), "prepared_epoch" => ?summary.prepared.map(|c| c.0.get()),
         "expunged" => ?summary.expunged.map(|e| e.get()), "version" => tq_wire::VERSION);
-    if let Some(coordinator) = config.coordinator.clone() {
+    let enroll_task = config.coordinator.clone().map(|coordinator| {
         tokio::spawn(enroll::enroll(
             handle.clone(),
             tls.clone(),
             coordinator,
             advertise,
             log.clone(),
-        ));
-    }
+        ))
+    });
     if config.unlock_on_start {
         let _ = handle.unlock().await;
     }
     ready(Ready { listen, handle: handle.clone() });
     drop(handle);
 
-    let res = tokio::select! {
-        r = &mut actor_task => match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(AgentError::Store(e)),
-            Err(e) => Err(AgentError::Serve(format!("agent task: {e}"))),
-        },
-        r = &mut peer_server => Err(AgentError::Serve(format!("peer service stopped: {r:?}"))),
-        r = &mut key_server => Err(AgentError::Serve(format!("key service stopped: {r:?}"))),
-        () = shutdown => Ok(()),
+    let (mut res, actor_ended) = tokio::select! {
+        r = &mut actor_task => (actor_result(r), true),
+        r = &mut peer_server => {
+            (Err(AgentError::Serve(format!("peer service stopped: {r:?}"))), false)
+        }
+        r = &mut key_server => {
+            (Err(AgentError::Serve(format!("key service stopped: {r:?}"))), false)
+        }
+        () = shutdown => (Ok(()), false),
     };
-    peer_server.abort();
-    key_server.abort();
+    // Stop everything before returning: no protocol work after `run` returns, the store is
+    // closed (the directory can be opened again) and the ports are free.
+    if let Some(t) = enroll_task {
+        t.abort();
+    }
+    let _ = stop_servers.send(());
+    let _ = stop_actor.send(());
+    if !actor_ended {
+        let ended = actor_result(actor_task.await);
+        if res.is_ok() {
+            res = ended;
+        }
+    }
+    drain(peer_server).await;
+    drain(key_server).await;
     let _ = std::fs::remove_file(&config.key_socket);
     info!(log, "agent stopped"; "result" => ?res.as_ref().err().map(ToString::to_string));
     res
+}
+
+fn actor_result(
+    r: Result<Result<(), StoreError>, tokio::task::JoinError>,
+) -> Result<(), AgentError> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(AgentError::Store(e)),
+        Err(e) => Err(AgentError::Serve(format!("agent task: {e}"))),
+    }
+}
+
+/// Resolves when the server shutdown signal fires (or its sender is gone).
+async fn signalled(mut rx: watch::Receiver<()>) {
+    let _ = rx.changed().await;
+}
+
+/// How long connections get to close after the shutdown signal; then they are cut.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Waits for a signalled server to close its connections, for at most [`DRAIN`].
+async fn drain<T>(mut server: tokio::task::JoinHandle<T>) {
+    if !server.is_finished() && tokio::time::timeout(DRAIN, &mut server).await.is_err() {
+        server.abort();
+    }
 }

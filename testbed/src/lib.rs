@@ -1,6 +1,10 @@
 //! # tq-testbed
 //!
 //! Drives everything in tq: the deterministic cluster simulation (`sim`, `replay`) over the
-//! real protocol state machines.
+//! real protocol state machines; local clusters of the real service processes (`up`,
+//! `restart`, `demo`).
 
+pub mod demo;
+pub mod local;
 pub mod sim;
+pub mod up;

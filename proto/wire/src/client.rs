@@ -85,3 +85,21 @@ pub async fn call_node(
     };
     response_from_rpc(req.kind(), req.epoch(), res)
 }
+
+/// A client of an agent's local key service on its Unix socket (no TLS: the socket's mode
+/// 0600 is the access control, DESIGN §6.7).
+pub async fn local_keys(
+    socket: &std::path::Path,
+) -> Result<crate::pb::local_keys_client::LocalKeysClient<Channel>, tonic::transport::Error> {
+    let socket = socket.to_path_buf();
+    // The URI is required by the API but unused: the connector dials the socket.
+    let channel = Endpoint::from_static("http://local.keys")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move {
+                tokio::net::UnixStream::connect(socket).await.map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await?;
+    Ok(crate::pb::local_keys_client::LocalKeysClient::new(channel))
+}

@@ -228,3 +228,12 @@ pub fn init_cluster_certs(
     )?;
     Ok(ClusterCerts { ca: ca_path, coordinator, nodes, operator })
 }
+
+/// A new random cluster id (a version 4 UUID).
+pub fn random_cluster_id() -> Result<ClusterId, getrandom::Error> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    Ok(ClusterId::from_bytes(b))
+}

@@ -50,7 +50,8 @@ impl Default for ServerLimits {
 }
 
 /// Accepts TCP connections on `listener` and completes their TLS handshakes off the accept
-/// loop; yields only connections that finished the handshake in time.
+/// loop; yields only connections that finished the handshake in time. The listener closes
+/// when the stream is dropped (the server stopped).
 pub fn tls_incoming(
     listener: TcpListener,
     config: Arc<ServerConfig>,
@@ -64,7 +65,12 @@ pub fn tls_incoming(
     let timeout = limits.handshake_timeout;
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                // The server dropped the stream: stop accepting, so the port is free again.
+                () = tx.closed() => return,
+                a = listener.accept() => a,
+            };
+            let (tcp, peer) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     // EMFILE and friends: back off rather than spin.

@@ -8,8 +8,8 @@ use tonic::transport::Channel;
 use tq_protocol::{ClusterId, NodeId};
 use tq_wire::pb::{self, coordinator_client::CoordinatorClient};
 
-use crate::cluster::{ClusterFile, relative};
 use crate::render;
+use tq_coordinator::cluster_file::{ClusterFile, relative};
 
 fn rpc_err(s: tonic::Status) -> String {
     match s.code() {
@@ -136,6 +136,16 @@ impl Ctx {
                         }
                         "committing" => {
                             decided.get_or_insert(start.elapsed());
+                            // A stale member may be down for hours: once the decision is
+                            // durable, waiting is only for the members that can answer.
+                            let live_done = s.members.iter().all(|m| {
+                                m.stale
+                                    || m.state == "expunged"
+                                    || (m.state == "committed" && m.committed_epoch >= a.epoch)
+                            });
+                            if live_done {
+                                break "committed";
+                            }
                         }
                         "aborted" => break "aborted",
                         _ => {}
@@ -240,7 +250,7 @@ pub(crate) fn certs_init(
     }
     let cluster: ClusterId = match cluster_id {
         Some(s) => s.parse().map_err(|e: tq_protocol::ids::ClusterIdError| e.to_string())?,
-        None => random_uuid()?,
+        None => tq_wire::pki::random_cluster_id().map_err(|e| e.to_string())?,
     };
     let nodes = nodes
         .iter()
@@ -275,12 +285,4 @@ pub(crate) fn certs_init(
         println!("keep {} off the cluster's machines", dir.join("ca-key.pem").display());
     }
     Ok(0)
-}
-
-fn random_uuid() -> Result<ClusterId, String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| e.to_string())?;
-    b[6] = (b[6] & 0x0f) | 0x40; // version 4
-    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    Ok(ClusterId::from_bytes(b))
 }

@@ -1,6 +1,5 @@
 //! `tqctl`: the operator's command line for a tq cluster.
 
-mod cluster;
 mod commands;
 mod render;
 

@@ -205,7 +205,12 @@ impl Coordinator {
                     prepared_at: progress.and_then(|p| p.prepared_at),
                     committed_at: progress.and_then(|p| p.committed_at),
                     last_contact: t.last_contact,
-                    committed_epoch: t.max_committed,
+                    // Its commit ack is as good as a report (a later poll confirms it).
+                    committed_epoch: t.max_committed.max(
+                        live_attempt
+                            .filter(|_| progress.is_some_and(|p| p.committed_at.is_some()))
+                            .map(|a| a.epoch),
+                    ),
                     last_error: t.last_error.clone(),
                 }
             })

@@ -13,17 +13,18 @@ use tq_wire::tls::{TlsFiles, TlsMaterial};
 /// `cluster.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ClusterFile {
+pub struct ClusterFile {
     /// The cluster (a UUID).
-    pub(crate) cluster_id: String,
+    pub cluster_id: String,
     /// host:port of the coordinator's control service.
-    pub(crate) coordinator: String,
+    pub coordinator: String,
     /// The operator's mTLS files.
-    pub(crate) tls: TlsFiles,
+    pub tls: TlsFiles,
 }
 
 impl ClusterFile {
-    pub(crate) fn load(path: &Path) -> Result<(ClusterFile, ClusterId), String> {
+    /// Reads a cluster file; relative TLS paths are taken relative to it.
+    pub fn load(path: &Path) -> Result<(ClusterFile, ClusterId), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut f: ClusterFile =
@@ -40,7 +41,7 @@ impl ClusterFile {
     }
 
     /// A client to the coordinator, authenticated as the file's operator.
-    pub(crate) fn connect(&self, cluster: ClusterId) -> Result<CoordinatorClient<Channel>, String> {
+    pub fn connect(&self, cluster: ClusterId) -> Result<CoordinatorClient<Channel>, String> {
         let tls = TlsMaterial::load(&self.tls, cluster, None).map_err(|e| e.to_string())?;
         if !matches!(tls.identity, Peer::Operator(_)) {
             return Err(format!(
@@ -54,13 +55,14 @@ impl ClusterFile {
         Ok(CoordinatorClient::new(ch))
     }
 
-    pub(crate) fn write(&self, path: &Path) -> Result<(), String> {
+    /// Writes the file (mode 0644: it holds paths, not keys).
+    pub fn write(&self, path: &Path) -> Result<(), String> {
         let body = toml::to_string_pretty(self).map_err(|e| e.to_string())?;
         tq_wire::pki::write(path, body.as_bytes(), 0o644).map_err(|e| e.to_string())
     }
 }
 
 /// Paths relative to `dir` when they are inside it (so the directory can move).
-pub(crate) fn relative(dir: &Path, p: &Path) -> PathBuf {
+pub fn relative(dir: &Path, p: &Path) -> PathBuf {
     p.strip_prefix(dir).map(Path::to_path_buf).unwrap_or_else(|_| p.to_path_buf())
 }
