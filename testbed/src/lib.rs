@@ -5,6 +5,7 @@
 //! `restart`, `demo`).
 
 pub mod demo;
+pub mod faults;
 pub mod local;
 pub mod sim;
 pub mod up;

@@ -83,6 +83,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A crash campaign: loop secret rotations on a local cluster while SIGKILLing the
+    /// coordinator or an agent at random moments; after each restart check that no acked
+    /// commit was lost, no epoch's secret differs, and the cluster converges. The last line
+    /// of output is one JSON object; exit status 0 only if nothing was lost.
+    Faults {
+        /// How many processes to kill (one per round).
+        #[arg(long, default_value_t = 20)]
+        kills: u64,
+        /// Every random choice derives from it.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Agents in the cluster.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// Where to put the cluster (default: a temporary directory, removed if all held).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print only the JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// A narrated tour on a fresh local cluster: initial configuration, unlock everywhere,
     /// add a node, remove a node, kill an agent and watch it go stale, unlock with the
     /// coordinator stopped, restart and catch up. Exits 0 only if every check passed.
@@ -124,6 +145,19 @@ fn main() -> ExitCode {
             report(runtime().and_then(|rt| rt.block_on(tq_testbed::up::up(&dir, nodes))))
         }
         Command::Restart { dir, name } => report(tq_testbed::up::restart(&dir, &name)),
+        Command::Faults { kills, seed, nodes, dir, json } => {
+            let args = tq_testbed::faults::FaultArgs { kills, seed, nodes, dir };
+            match runtime().and_then(|rt| rt.block_on(tq_testbed::faults::faults(&args))) {
+                Ok(summary) => {
+                    if !json {
+                        eprintln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+                    }
+                    println!("{summary}");
+                    if summary["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(e) => report(Err(e)),
+            }
+        }
         Command::Unlock { dir, nodes, json } => {
             report(runtime().and_then(|rt| rt.block_on(tq_testbed::up::unlock(&dir, &nodes, json))))
         }

@@ -199,6 +199,17 @@ impl LocalCluster {
         tq_wire::process::load_toml(path).map_err(|e| e.to_string())
     }
 
+    /// Changes the coordinator's `[protocol]` settings (takes effect at its next start).
+    pub fn set_protocol(
+        &self,
+        change: impl FnOnce(&mut tq_coordinator::config::ProtocolConfig),
+    ) -> Result<(), String> {
+        let path = self.config_path(COORDINATOR);
+        let mut c: CoordinatorConfig = self.read_toml(&path)?;
+        change(&mut c.protocol);
+        self.write_toml(&path, &c)
+    }
+
     /// Starts the coordinator, then every agent, and waits until every agent has enrolled.
     pub async fn start_all(&self, timeout: Duration) -> Result<(), String> {
         self.start(COORDINATOR)?;
