@@ -266,6 +266,20 @@ impl Cluster {
         self.coordinator = Some(running);
     }
 
+    /// Starts the coordinator with its usual configuration; Err says why it did not start.
+    pub(crate) async fn try_start_coordinator(&mut self) -> Result<(), String> {
+        assert!(self.coordinator.is_none(), "the coordinator is already running");
+        let config = self.coordinator_config();
+        let log = self.log.new(o!("service" => "coordinator"));
+        let running = Running::start("coordinator", move |ready, shutdown| {
+            tq_coordinator::run(config, log, move |r| ready(r.listen), shutdown)
+        })
+        .await?;
+        self.coordinator_listen = Some(running.listen);
+        self.coordinator = Some(running);
+        Ok(())
+    }
+
     /// Stops the coordinator; its `run` must return Ok.
     pub(crate) async fn stop_coordinator(&mut self) {
         let running = self.coordinator.take().expect("the coordinator is not running");
@@ -637,4 +651,544 @@ where
 /// Node ids from names.
 pub(crate) fn ids(names: &[&str]) -> Vec<NodeId> {
     names.iter().map(|n| id(n)).collect()
+}
+
+// ====================================================================== bad-input suite
+//
+// Helpers for t30..t32: every bad input must leave its target's durable state byte-for-byte
+// unchanged, cause no panic, and leave the target answering status calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tonic::Code;
+use tq_protocol::{Configuration, NodeError, Share};
+
+/// Every file under a state directory, by relative path, with its bytes.
+pub(crate) type Snapshot = BTreeMap<PathBuf, Vec<u8>>;
+
+/// Reads every file under `dir` (recursively).
+pub(crate) fn snapshot(dir: &Path) -> Snapshot {
+    fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                let rel = path.strip_prefix(root).expect("under the root").to_path_buf();
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    let mut out = Snapshot::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A snapshot once the directory stopped changing (two reads 150 ms apart agree): address
+/// book pushes after an enrollment, for one, land shortly after the cluster is up.
+pub(crate) async fn settled_snapshot(dir: &Path) -> Snapshot {
+    let start = Instant::now();
+    let mut last = snapshot(dir);
+    loop {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let now = snapshot(dir);
+        if now == last {
+            return now;
+        }
+        assert!(start.elapsed() < DEADLINE, "{} keeps changing", dir.display());
+        last = now;
+    }
+}
+
+/// Fails naming every file that differs (never printing their bytes: they hold shares).
+pub(crate) fn assert_same_files(what: &str, before: &Snapshot, after: &Snapshot) {
+    let mut diffs = Vec::new();
+    for (path, bytes) in before {
+        match after.get(path) {
+            None => diffs.push(format!("{} removed", path.display())),
+            Some(b) if b != bytes => diffs.push(format!(
+                "{} changed ({} -> {} bytes)",
+                path.display(),
+                bytes.len(),
+                b.len()
+            )),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        diffs.push(format!("{} added", path.display()));
+    }
+    assert!(diffs.is_empty(), "{what}: durable state changed: {diffs:?}");
+}
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+static PANIC_HOOK: std::sync::Once = std::sync::Once::new();
+
+/// Counts panics anywhere in this test process (service tasks included: tokio catches them
+/// at the task boundary, after the hook ran). The default hook still prints them.
+pub(crate) fn watch_panics() {
+    PANIC_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            previous(info);
+        }));
+    });
+}
+
+/// Panics counted since [`watch_panics`].
+pub(crate) fn panics() -> usize {
+    PANICS.load(Ordering::SeqCst)
+}
+
+/// A service whose durable state a bad input must not touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The coordinator and its ledger.
+    Coordinator,
+    /// An agent and its store.
+    Agent(NodeId),
+}
+
+/// What [`Cluster::untouched`] recorded before the bad input.
+#[must_use = "check it with Cluster::assert_untouched"]
+pub(crate) struct Untouched {
+    taken: Vec<(Target, PathBuf, Snapshot)>,
+}
+
+impl Cluster {
+    /// The state directory of a target.
+    pub(crate) fn state_dir(&self, t: &Target) -> PathBuf {
+        match t {
+            Target::Coordinator => self.coordinator_state.clone(),
+            Target::Agent(n) => self.agent(n).state_dir.clone(),
+        }
+    }
+
+    /// Waits until the targets' state directories are quiet and snapshots them.
+    pub(crate) async fn untouched(&self, targets: &[Target]) -> Untouched {
+        watch_panics();
+        let mut taken = Vec::new();
+        for t in targets {
+            let dir = self.state_dir(t);
+            taken.push((t.clone(), dir.clone(), settled_snapshot(&dir).await));
+        }
+        Untouched { taken }
+    }
+
+    /// After a bad input: every target's durable state is byte-for-byte what it was (read
+    /// once it is quiet again, so a late write is caught too), every target still answers a
+    /// status call, every service still runs, and nothing panicked.
+    pub(crate) async fn assert_untouched(&self, u: Untouched) {
+        for (t, dir, before) in &u.taken {
+            let after = settled_snapshot(dir).await;
+            assert_same_files(&format!("{t:?}"), before, &after);
+        }
+        for (t, _, _) in &u.taken {
+            self.assert_answers(t).await;
+        }
+        self.assert_running();
+        assert_eq!(panics(), 0, "something panicked (see the output above)");
+    }
+
+    /// The target answers a status call from the operator.
+    pub(crate) async fn assert_answers(&self, t: &Target) {
+        match t {
+            Target::Coordinator => {
+                let s = self.status().await;
+                assert_eq!(s.cluster_id, self.id.to_string(), "{s:#?}");
+            }
+            Target::Agent(n) => {
+                let st = self.node_status(n).await;
+                assert_eq!(st.node_id, n.as_str(), "{st:#?}");
+            }
+        }
+    }
+
+    /// Agent `n`'s status, asked by the operator.
+    pub(crate) async fn node_status(&self, n: &NodeId) -> pb::NodeStatus {
+        let operator = self.tls(&self.certs.operator);
+        self.node_client_as(&operator, n)
+            .status(pb::NodeStatusRequest {})
+            .await
+            .unwrap_or_else(|e| panic!("agent {n} does not answer its status: {e:?}"))
+            .into_inner()
+    }
+
+    /// Every service the harness started is still running (none stopped on an error).
+    pub(crate) fn assert_running(&self) {
+        for a in self.agents.values() {
+            if let Some(r) = &a.running {
+                assert!(!r.task.is_finished(), "agent {} stopped", a.id);
+            }
+        }
+        if let Some(r) = &self.coordinator {
+            assert!(!r.task.is_finished(), "the coordinator stopped");
+        }
+    }
+
+    /// Agent `n`'s state directory.
+    pub(crate) fn agent_state(&self, n: &NodeId) -> PathBuf {
+        self.agent(n).state_dir.clone()
+    }
+
+    /// A channel to agent `n` authenticated with `tls` (for raw gRPC bytes).
+    pub(crate) fn node_channel_as(&self, tls: &TlsMaterial, n: &NodeId) -> Channel {
+        channel(tls, Peer::Node(n.clone()), &self.agent_addr(n).to_string(), &limits())
+            .expect("a channel")
+    }
+
+    /// A channel to the coordinator authenticated with `tls` (for raw gRPC bytes).
+    pub(crate) fn coordinator_channel_as(&self, tls: &TlsMaterial) -> Channel {
+        channel(tls, Peer::Coordinator, &self.coordinator_addr().to_string(), &limits())
+            .expect("a channel")
+    }
+
+    /// The coordinator's TLS material (its certificate is what may send Prepare and Commit).
+    pub(crate) fn coordinator_tls(&self) -> TlsMaterial {
+        self.tls(&self.certs.coordinator)
+    }
+
+    /// The operator's TLS material.
+    pub(crate) fn operator_tls(&self) -> TlsMaterial {
+        self.tls(&self.certs.operator)
+    }
+
+    /// A client of agent `n` that presents the coordinator's certificate.
+    pub(crate) fn as_coordinator(
+        &self,
+        n: &NodeId,
+    ) -> pb::node_agent_client::NodeAgentClient<Channel> {
+        self.node_client_as(&self.coordinator_tls(), n)
+    }
+
+    /// Starts agent `n` with `config` and expects it to refuse; returns its error. Nothing
+    /// is left running.
+    pub(crate) async fn agent_refuses_to_start(
+        &mut self,
+        n: &NodeId,
+        config: AgentConfig,
+    ) -> String {
+        match self.start_agent_with(n, config).await {
+            Err(e) => e,
+            Ok(()) => panic!("agent {n} started but should have refused"),
+        }
+    }
+}
+
+/// Asserts a node's typed refusal: the gRPC code and the `Refusal` in the details.
+pub(crate) fn assert_refusal(e: &tonic::Status, code: Code, want: NodeError) {
+    assert_eq!(e.code(), code, "{e:?}");
+    assert_eq!(tq_wire::refusal::status_to_refusal(e), Some(want), "{e:?}");
+}
+
+/// Asserts an input refused before it reached the protocol: `InvalidArgument`, no refusal
+/// details, and a message that says why.
+pub(crate) fn assert_invalid_argument(e: &tonic::Status, says: &str) {
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(tq_wire::refusal::status_to_refusal(e), None, "{e:?}");
+    assert!(e.message().contains(says), "{e:?} should say {says:?}");
+}
+
+// ---------------------------------------------------------------------- dealing
+
+/// One epoch dealt as the coordinator would (DESIGN §6.1/§6.2): a valid configuration and
+/// every member's share.
+pub(crate) struct Dealt {
+    pub(crate) config: Arc<Configuration>,
+    pub(crate) shares: BTreeMap<NodeId, Share>,
+}
+
+/// Deals `epoch` (after `previous`) to `members` with threshold `k`, from `seed`. The prior
+/// secrets (present when `previous` is) seal an empty history: a node checks them only
+/// when it unlocks, never when it prepares.
+pub(crate) fn deal(
+    cluster: ClusterId,
+    epoch: u64,
+    previous: Option<u64>,
+    members: &[NodeId],
+    k: usize,
+    seed: u8,
+) -> Dealt {
+    use rand_core::SeedableRng;
+    use tq_protocol::crypto::digest::share_digest;
+    use tq_protocol::crypto::prior::{SecretHistory, seal};
+    use tq_protocol::crypto::sharing::{deal, random_secret};
+    use tq_protocol::{ConfigurationParts, Epoch, Threshold};
+
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([seed; 32]);
+    let mut ids = members.to_vec();
+    ids.sort();
+    let e = Epoch::new(epoch).expect("a valid epoch");
+    let threshold = Threshold::new(k, ids.len()).expect("a valid threshold");
+    let secret = random_secret(&mut rng);
+    let dealing = deal(&secret, threshold, ids.len(), &mut rng);
+    let parts = ConfigurationParts {
+        cluster_id: cluster,
+        epoch: e,
+        previous_epoch: previous.map(|p| Epoch::new(p).expect("a valid epoch")),
+        threshold: k,
+        members: ids
+            .iter()
+            .zip(&dealing.shares)
+            .map(|(id, s)| (id.clone(), u64::from(s.index().get()), share_digest(&cluster, e, s)))
+            .collect(),
+        commitments: dealing.commitments.as_bytes().to_vec(),
+        prior_secrets: previous
+            .map(|_| seal(&secret, &cluster, e, &SecretHistory::default(), [seed; 32])),
+    };
+    let config = Arc::new(Configuration::try_from(parts).expect("a valid configuration"));
+    Dealt { config, shares: ids.into_iter().zip(dealing.shares).collect() }
+}
+
+impl Dealt {
+    /// The wire configuration.
+    pub(crate) fn config_pb(&self) -> pb::Configuration {
+        tq_wire::convert::config_to_pb(&self.config)
+    }
+
+    /// `n`'s share on the wire.
+    pub(crate) fn share_pb(&self, n: &NodeId) -> pb::Share {
+        tq_wire::convert::share_to_pb(self.shares.get(n).expect("a member's share"))
+    }
+
+    /// The Prepare the coordinator would send `n`.
+    pub(crate) fn prepare(&self, n: &NodeId) -> pb::PrepareRequest {
+        pb::PrepareRequest { config: Some(self.config_pb()), share: Some(self.share_pb(n)) }
+    }
+
+    /// The configuration's digest.
+    pub(crate) fn digest(&self) -> Vec<u8> {
+        self.config.digest().0.to_vec()
+    }
+
+    /// The Commit the coordinator would send.
+    pub(crate) fn commit(&self) -> pb::CommitRequest {
+        pb::CommitRequest { epoch: self.config.epoch().get(), digest: self.digest() }
+    }
+}
+
+// ---------------------------------------------------------------------- raw gRPC
+
+/// A codec that sends and receives message bodies as they are: for bytes no prost type
+/// would produce.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+/// Sends `body` as the message of the unary call `path` (`/tq.v1.NodeAgent/Prepare`...).
+pub(crate) async fn raw_unary(
+    ch: Channel,
+    path: &'static str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("not ready: {e}")))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
+}
+
+// ---------------------------------------------------------------------- raw TLS
+
+/// How a TLS server treated a client.
+#[derive(Debug)]
+pub(crate) enum Handshake {
+    /// The handshake completed and the server spoke HTTP/2.
+    Accepted,
+    /// The handshake was refused: the error our side saw (an alert from the server, or our
+    /// own refusal of what the server offered).
+    Refused(rustls::Error),
+    /// The connection ended without either.
+    Closed(String),
+}
+
+/// A rustls client configuration: `versions`, the client certificate `client` (PEM cert,
+/// PEM key) or none, and a server verifier that accepts only `server` of this cluster.
+pub(crate) fn client_tls(
+    c: &Cluster,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client: Option<(&str, &str)>,
+    server: Peer,
+) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(c.operator_tls().verifier_for(server));
+    let mut cfg = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("certificate PEM");
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key PEM");
+            builder.with_client_auth_cert(chain, key).expect("a client certificate")
+        }
+    };
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(cfg)
+}
+
+fn rustls_error(e: &std::io::Error) -> Option<rustls::Error> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).cloned()
+}
+
+/// Connects to `addr` with `config` and reads the server's first bytes: a server that
+/// accepted the client sends its HTTP/2 SETTINGS at once; one that refused it sends an alert
+/// (with TLS 1.3 that comes after the client finished its side of the handshake).
+pub(crate) async fn tls_handshake(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> Handshake {
+    use tokio::io::AsyncReadExt;
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("TCP connects");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+        let mut tls = match tokio_rustls::TlsConnector::from(config).connect(name, tcp).await {
+            Ok(s) => s,
+            Err(e) => {
+                return match rustls_error(&e) {
+                    Some(r) => Handshake::Refused(r),
+                    None => Handshake::Closed(format!("connect: {e}")),
+                };
+            }
+        };
+        let mut buf = [0u8; 64];
+        match tls.read(&mut buf).await {
+            Ok(0) => Handshake::Closed("end of stream".into()),
+            // An HTTP/2 frame header: 3 bytes of length, then the type (4 = SETTINGS).
+            Ok(n) if n >= 4 && buf[3] == 4 => Handshake::Accepted,
+            Ok(n) => Handshake::Closed(format!("unexpected bytes: {:?}", &buf[..n])),
+            Err(e) => match rustls_error(&e) {
+                Some(r) => Handshake::Refused(r),
+                None => Handshake::Closed(format!("read: {e}")),
+            },
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(4), attempt)
+        .await
+        .unwrap_or_else(|_| Handshake::Closed("timed out".into()))
+}
+
+/// Asserts the server refused the handshake with `alert`.
+pub(crate) fn assert_alert(what: &str, h: &Handshake, alert: rustls::AlertDescription) {
+    match h {
+        Handshake::Refused(rustls::Error::AlertReceived(a)) if *a == alert => {}
+        other => panic!("{what}: expected the server to refuse with {alert:?}, got {other:?}"),
+    }
+}
+
+/// This cluster's CA as an rcgen issuer, for certificates `CertAuthority::issue` cannot make.
+pub(crate) fn rcgen_issuer(c: &Cluster) -> rcgen::Issuer<'static, rcgen::KeyPair> {
+    let pki = c.root.join("pki");
+    let cert = std::fs::read_to_string(pki.join("ca.pem")).expect("CA certificate");
+    let key = std::fs::read_to_string(pki.join("ca-key.pem")).expect("CA key");
+    let key = rcgen::KeyPair::from_pem(&key).expect("CA key parses");
+    rcgen::Issuer::from_ca_cert_pem(&cert, key).expect("CA issuer")
+}
+
+/// Parameters of a well-formed leaf with the given URI SANs (client and server usage,
+/// valid now); returns them with a fresh key.
+pub(crate) fn leaf_params(uris: &[String]) -> (rcgen::CertificateParams, rcgen::KeyPair) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    for u in uris {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI(u.clone().try_into().expect("a URI SAN")));
+    }
+    params.subject_alt_names.push(rcgen::SanType::DnsName("localhost".try_into().expect("dns")));
+    params.is_ca = rcgen::IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(1);
+    (params, rcgen::KeyPair::generate().expect("a key"))
+}
+
+// ---------------------------------------------------------------------- damaged state directories
+
+/// Replaces `dir`'s contents with `snap` exactly (files sled created since are removed).
+pub(crate) fn restore(dir: &Path, snap: &Snapshot) {
+    std::fs::remove_dir_all(dir).unwrap_or_else(|e| panic!("remove {}: {e}", dir.display()));
+    for (rel, bytes) in snap {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("a directory");
+        }
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+}
+
+/// Truncates sled's data file (`db`) in `dir` to `len` bytes.
+pub(crate) fn truncate_data_file(dir: &Path, len: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(dir.join("db")).expect("the data file");
+    f.set_len(len).expect("truncate");
+    f.sync_all().expect("sync");
+}
+
+/// Flips one bit of sled's data file (`db`) in `dir` at byte `at`.
+pub(crate) fn flip_bit_of_data_file(dir: &Path, at: usize) {
+    let path = dir.join("db");
+    let mut b = std::fs::read(&path).expect("the data file");
+    b[at] ^= 0x10;
+    std::fs::write(&path, b).expect("write the data file");
+}
+
+/// The length of sled's data file in `dir`.
+pub(crate) fn data_file_len(dir: &Path) -> usize {
+    std::fs::metadata(dir.join("db")).expect("the data file").len() as usize
 }

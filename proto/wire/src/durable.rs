@@ -2,9 +2,19 @@
 //! flusher off, checked against an identity record before anything is read, and made
 //! durable by `flush()` then an fsync of sled's data file (sled's own flush uses
 //! `sync_file_range`, which does not survive power loss, STACK.md).
+//!
+//! sled recovers a damaged log by keeping the longest valid prefix: a truncated data file or
+//! a flipped bit silently takes the store back to an older state, often to no protocol state
+//! at all, and it would open as if nothing happened. So every [`Durable::sync`] also counts
+//! its write (`meta/seq`, written last) and then records that count in a seal file next to
+//! sled's (`tq-seal`). On open the store must hold the sealed write, or the one after it (a
+//! crash between the two fsyncs); anything older means durable writes were lost, and the
+//! store fails closed.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A store that cannot be used: the service must not start (or must stop).
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +45,21 @@ pub enum StoreError {
     },
 }
 
+/// The seal file, in the state directory beside sled's files.
+const SEAL: &str = "tq-seal";
+/// The count of writes made durable, in the `meta` tree.
+const SEQ: &str = "seq";
+
 /// An open, identity-checked sled database.
 pub struct Durable {
     path: PathBuf,
     /// The database (for transactions across its trees).
     pub db: sled::Db,
     data_file: File,
+    meta: sled::Tree,
+    seal: File,
+    /// Writes made durable so far (what `meta/seq` and the seal hold).
+    seq: AtomicU64,
 }
 
 impl std::fmt::Debug for Durable {
@@ -69,26 +88,60 @@ impl Durable {
             .map_err(|e| open_err(e.to_string()))?;
         let data_file =
             File::open(path.join("db")).map_err(|e| open_err(format!("data file: {e}")))?;
-        let d = Durable { path: path.into(), db, data_file };
-        let meta = d.tree("meta")?;
-        match meta.get("identity").map_err(|e| d.corrupt(e))? {
-            Some(found) if found.as_ref() == identity => {}
+        let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
+        let corrupt = |why: String| StoreError::Corrupt { path: path.into(), why };
+        let stamp = match meta.get("identity").map_err(|e| corrupt(e.to_string()))? {
+            Some(found) if found.as_ref() == identity => false,
             Some(_) => {
-                return Err(d.corrupt(format!(
+                return Err(corrupt(format!(
                     "it belongs to another node, cluster or format version ({what})"
                 )));
             }
-            None if is_new => {
-                meta.insert("identity", identity).map_err(|e| open_err(e.to_string()))?;
-                d.sync().map_err(|e| open_err(e.to_string()))?;
-            }
+            None if is_new => true,
             None => {
-                return Err(d.corrupt(format!(
+                return Err(corrupt(format!(
                     "it has data but no identity record (not a {what}, or damaged)"
                 )));
             }
+        };
+        // Only in a directory that is ours (or new): nothing is added to anyone else's.
+        let seal = open_seal(path).map_err(|e| open_err(format!("seal file: {e}")))?;
+        let d = Durable { path: path.into(), db, data_file, meta, seal, seq: AtomicU64::new(0) };
+        if stamp {
+            d.meta.insert("identity", identity).map_err(|e| open_err(e.to_string()))?;
+            d.sync().map_err(|e| open_err(e.to_string()))?;
         }
+        d.check_seal()?;
         Ok(d)
+    }
+
+    /// The store must hold the last write its seal records (or the one after: the process
+    /// stopped between the two fsyncs of [`Durable::sync`]).
+    fn check_seal(&self) -> Result<(), StoreError> {
+        let stored = match self.meta.get(SEQ).map_err(|e| self.corrupt(e))? {
+            None => 0,
+            Some(v) => u64::from_be_bytes(
+                v.as_ref().try_into().map_err(|_| self.corrupt("malformed write count"))?,
+            ),
+        };
+        let sealed = read_seal(&self.seal).map_err(|e| self.corrupt(format!("seal file: {e}")))?;
+        if stored < sealed {
+            return Err(self.corrupt(format!(
+                "it lost durable writes: it holds write {stored} of {sealed} (a truncated or \
+                 damaged data file, or sled files older than their seal)"
+            )));
+        }
+        if stored > sealed + 1 {
+            return Err(self.corrupt(format!(
+                "its seal records write {sealed} but it holds write {stored} (a seal file \
+                 that is missing, damaged or older than the data)"
+            )));
+        }
+        if stored > sealed {
+            write_seal(&self.seal, stored).map_err(|e| self.write_err(e))?;
+        }
+        self.seq.store(stored, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Opens one tree.
@@ -98,10 +151,16 @@ impl Durable {
             .map_err(|e| StoreError::Open { path: self.path.clone(), why: e.to_string() })
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, and seals it (see the module docs).
     pub fn sync(&self) -> Result<(), StoreError> {
+        let next = self.seq.load(Ordering::SeqCst) + 1;
+        // Written last, so that a log cut anywhere before the end loses it.
+        self.meta.insert(SEQ, &next.to_be_bytes()).map_err(|e| self.write_err(e))?;
         self.db.flush().map_err(|e| self.write_err(e))?;
-        self.data_file.sync_all().map_err(|e| self.write_err(e))
+        self.data_file.sync_all().map_err(|e| self.write_err(e))?;
+        write_seal(&self.seal, next).map_err(|e| self.write_err(e))?;
+        self.seq.store(next, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The store's contents fail a check.
@@ -112,5 +171,116 @@ impl Durable {
     /// A write failed.
     pub fn write_err(&self, why: impl ToString) -> StoreError {
         StoreError::Write { path: self.path.clone(), why: why.to_string() }
+    }
+}
+
+/// Opens the seal file, creating it (and making its directory entry durable) if missing. A
+/// missing or empty seal reads as 0 writes: a store that holds more than one fails closed.
+fn open_seal(dir: &Path) -> std::io::Result<File> {
+    let path = dir.join(SEAL);
+    let existed = path.exists();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    if !existed {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(f)
+}
+
+/// The seal: the write count and its complement (a torn or altered seal does not pass).
+fn read_seal(f: &File) -> Result<u64, String> {
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut b = [0u8; 16];
+    if len != 16 {
+        return Err(format!("{len} bytes, expected 16"));
+    }
+    f.read_exact_at(&mut b, 0).map_err(|e| e.to_string())?;
+    let (seq, check) = b.split_at(8);
+    let seq = u64::from_be_bytes(seq.try_into().map_err(|_| "short".to_string())?);
+    let check = u64::from_be_bytes(check.try_into().map_err(|_| "short".to_string())?);
+    if check != !seq {
+        return Err("damaged".into());
+    }
+    Ok(seq)
+}
+
+fn write_seal(f: &File, seq: u64) -> std::io::Result<()> {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&seq.to_be_bytes());
+    b[8..].copy_from_slice(&(!seq).to_be_bytes());
+    f.write_all_at(&b, 0)?;
+    f.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tq-durable-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// Opens `p` and makes `writes` more writes durable.
+    fn write(p: &Path, writes: usize) {
+        let d = Durable::open(p, b"me", "test store").unwrap();
+        let t = d.tree("t").unwrap();
+        for i in 0..writes {
+            t.insert(i.to_be_bytes(), &b"v"[..]).unwrap();
+            d.sync().unwrap();
+        }
+    }
+
+    fn set_seal(p: &Path, seq: u64) {
+        let f = std::fs::OpenOptions::new().write(true).open(p.join(SEAL)).unwrap();
+        write_seal(&f, seq).unwrap();
+    }
+
+    #[test]
+    fn a_seal_one_write_behind_is_a_crash_between_the_fsyncs_section_7() {
+        let p = fresh_dir("behind");
+        write(&p, 2); // the identity, then two writes: 3
+        // Stopped after sled's fsync of write 3, before the seal's.
+        set_seal(&p, 2);
+        write(&p, 0);
+        let f = File::open(p.join(SEAL)).unwrap();
+        assert_eq!(read_seal(&f).unwrap(), 3, "the seal catches up on open");
+        write(&p, 1);
+        std::fs::remove_dir_all(&p).unwrap();
+    }
+
+    #[test]
+    fn lost_writes_and_bad_seals_fail_closed_section_7() {
+        let p = fresh_dir("lost");
+        write(&p, 2);
+        let refused = |p: &Path| match Durable::open(p, b"me", "test store") {
+            Err(StoreError::Corrupt { why, .. }) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        // The data holds write 3; a seal of 4 means write 4 was lost.
+        set_seal(&p, 4);
+        assert!(refused(&p).starts_with("it lost durable writes: it holds write 3 of 4"));
+        // A seal two behind is not a crash window.
+        set_seal(&p, 1);
+        assert!(refused(&p).starts_with("its seal records write 1 but it holds write 3"));
+        std::fs::write(p.join(SEAL), [1, 2, 3]).unwrap();
+        assert_eq!(refused(&p), "seal file: 3 bytes, expected 16");
+        std::fs::remove_file(p.join(SEAL)).unwrap();
+        assert!(refused(&p).starts_with("its seal records write 0 but it holds write 3"));
+        // (The refused open left an empty seal, which reads as a missing one.) Another store's
+        // directory is refused without a seal being added to it.
+        std::fs::remove_file(p.join(SEAL)).unwrap();
+        let err = Durable::open(&p, b"someone else", "test store").unwrap_err();
+        assert!(err.to_string().contains("belongs to another"), "{err}");
+        assert!(!p.join(SEAL).exists());
+        std::fs::remove_dir_all(&p).unwrap();
     }
 }

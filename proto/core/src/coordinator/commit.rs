@@ -127,6 +127,7 @@ impl Coordinator {
             return self.raise(now, alarm);
         }
         let Some(p) = a.progress.get_mut(from) else { return };
+        let late = matches!(a.phase, Phase::Committing { .. }) && p.committed_at.is_none();
         if p.prepared_at.is_none() {
             p.prepared_at = Some(now);
             if let Phase::Preparing { unacked, .. } = &mut a.phase {
@@ -134,7 +135,29 @@ impl Coordinator {
             }
             self.changed();
         }
+        if late {
+            self.commit_now(now, from, epoch, digest, out);
+        }
         self.maybe_commit(now, out);
+    }
+
+    /// A member answered this attempt's Prepare after the commit decision: its Prepare was
+    /// overtaken by the PrepareAndCommit sent at the decision (which may have started a
+    /// catch-up the coordinator is not told the end of). Commit goes to it at once; else
+    /// `every member committed` waits for the next retry (`retry_interval`, 2 s by default).
+    fn commit_now(
+        &mut self,
+        now: Time,
+        to: &NodeId,
+        epoch: Epoch,
+        digest: Digest,
+        out: &mut Vec<CoordinatorOutput>,
+    ) {
+        self.trackers.entry(to.clone()).or_default().last_push = Some(now);
+        out.push(CoordinatorOutput::Send {
+            to: to.clone(),
+            request: Request::Commit { epoch, digest },
+        });
     }
 
     fn maybe_commit(&mut self, now: Time, out: &mut Vec<CoordinatorOutput>) {
@@ -166,6 +189,11 @@ impl Coordinator {
     }
 
     pub(super) fn on_committed(&mut self, now: Time, from: &NodeId, epoch: Epoch) {
+        // A commit ack is sent only once the commit is durable: it is a report of the node's
+        // committed epoch like a status report, so a later report of an older one is a
+        // rollback (§6.11) even if no status poll came in between.
+        let t = self.trackers.entry(from.clone()).or_default();
+        t.max_committed = t.max_committed.max(Some(epoch));
         let Some(a) = self.attempt.as_mut().filter(|a| a.epoch == epoch) else { return };
         if !matches!(a.phase, Phase::Committing { .. }) {
             return;
@@ -248,6 +276,20 @@ impl Coordinator {
             && Some(*e) == epoch
         {
             unacked.remove(from);
+        }
+        // A Prepare that arrived after the member caught up to this very epoch: it holds the
+        // commit; Commit confirms it (and checks the digest) at once rather than at the next
+        // retry.
+        if request == RequestKind::Prepare
+            && let NodeError::StaleEpoch { epoch: e, committed } = &error
+            && *e == *committed
+            && let Some(Attempt { phase: Phase::Committing { config }, epoch: a, progress, .. }) =
+                &self.attempt
+            && *a == *e
+            && progress.get(from).is_some_and(|p| p.committed_at.is_none())
+        {
+            let (e, digest) = (*e, config.digest());
+            self.commit_now(now, from, e, digest, out);
         }
         // Not prepared: it needs the whole configuration.
         if request == RequestKind::Commit

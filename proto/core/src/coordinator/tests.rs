@@ -402,6 +402,21 @@ fn staleness_reasons_section_6_11() {
 }
 
 #[test]
+fn a_commit_ack_counts_as_a_report_of_the_committed_epoch_section_6_11() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.reconfigure(&FIVE, 3, 1);
+    assert_eq!(cl.c.ledger().latest_committed(), Some(e(1)));
+    // No status poll since the commit: "d" said it committed epoch 1 only by its commit ack.
+    // It comes back with its state rolled back to before the commit.
+    let d = Node::restore(id("d"), CLUSTER, NodeState::default(), NodeOptions::default()).unwrap();
+    cl.nodes.insert(id("d"), d);
+    let report = cl.nodes[&id("d")].status();
+    cl.c.handle_response(cl.now, &id("d"), Response::Status(report));
+    let d = cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id("d")).unwrap();
+    assert_eq!(d.stale, Some(StaleReason::RolledBack { was: e(1), now: None }));
+}
+
+#[test]
 fn legacy_upgrade_carries_the_legacy_secret_as_epoch_1_section_6_10() {
     let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
     let mut rng = rand_chacha::ChaCha20Rng::from_seed([4; 32]);
@@ -473,4 +488,56 @@ fn a_fresh_node_that_reports_expunged_loses_its_standing_section_6_9() {
         [CoordinatorOutput::Persist(LedgerChange::NodeEnrolled { fresh: false, .. })]
     ));
     assert!(!cl.c.ledger().known[&id("x")].fresh);
+}
+
+/// Reconfigures all five with K = 3, holding back the Prepare to `late`.
+fn reconfigure_holding_prepare(cl: &mut Cluster, late: &str) -> Vec<CoordinatorOutput> {
+    let req = ReconfigureRequest {
+        members: members(&FIVE),
+        threshold: 3,
+        previous_epoch: None,
+        entropy: entropy(1),
+    };
+    let out = cl.c.reconfigure(cl.now, req).unwrap();
+    let (held, rest): (Vec<_>, Vec<_>) = out.into_iter().partition(|o| {
+        matches!(o, CoordinatorOutput::Send { to, request: Request::Prepare { .. } } if *to == id(late))
+    });
+    cl.run(rest);
+    held
+}
+
+#[test]
+fn a_prepare_overtaken_by_the_catch_up_gets_its_commit_at_once_section_6_4() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    let held = reconfigure_holding_prepare(&mut cl, "e");
+    // Four acks decided the commit; e got PrepareAndCommit instead and caught up from its
+    // peers, but answered CatchingUp: the coordinator does not know it finished.
+    assert_eq!(cl.c.ledger().latest_committed(), Some(e(1)));
+    assert_eq!(cl.nodes[&id("e")].state().latest_committed(), Some(e(1)));
+    assert_eq!(cl.c.status(cl.now).attempt.unwrap().phase, status::PhaseStatus::Committing);
+    // The late Prepare is refused (e committed it already): Commit follows at once, without
+    // waiting for a retry, and every member is known committed.
+    cl.run(held);
+    assert_eq!(cl.c.status(cl.now).attempt.unwrap().phase, status::PhaseStatus::Committed);
+}
+
+#[test]
+fn a_prepare_acked_after_the_decision_gets_its_commit_at_once_section_6_4() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.down = members(&["e"]);
+    let held = reconfigure_holding_prepare(&mut cl, "e");
+    assert_eq!(cl.c.ledger().latest_committed(), Some(e(1)));
+    // e gets PrepareAndCommit while its peers cannot answer: it starts catching up.
+    cl.down = members(&["a", "b", "c", "d"]);
+    let config = cl.c.ledger().latest.clone().unwrap();
+    cl.run(vec![CoordinatorOutput::Send {
+        to: id("e"),
+        request: Request::PrepareAndCommit { config },
+    }]);
+    assert_eq!(cl.nodes[&id("e")].state().latest_committed(), None);
+    // Then its Prepare arrives and is acked: the Commit follows at once.
+    cl.down.clear();
+    cl.run(held);
+    assert_eq!(cl.nodes[&id("e")].state().latest_committed(), Some(e(1)));
+    assert_eq!(cl.c.status(cl.now).attempt.unwrap().phase, status::PhaseStatus::Committed);
 }
