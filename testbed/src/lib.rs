@@ -4,6 +4,7 @@
 //! real protocol state machines; local clusters of the real service processes (`up`,
 //! `restart`, `demo`).
 
+pub mod bench;
 pub mod demo;
 pub mod faults;
 pub mod local;

@@ -64,7 +64,12 @@ pub fn logger(format: LogFormat, level: Level, process: &'static str) -> (Logger
 /// Sends `tracing` events (tonic, h2, hyper, rustls via log) at `level` or above to `log`.
 pub fn forward_tracing(log: Logger, level: Level) {
     let layer = SlogLayer { log, level };
-    let subscriber = tracing_subscriber::registry().with(layer);
+    // The level filter tells `tracing` which callsites are off, so the spans and events that
+    // h2, hyper and tonic make for every frame and request below `level` are never built.
+    // Without it every one of them reached the registry and the layer only to be dropped:
+    // several percent of the services' CPU under load (tq-testbed bench, BENCHMARKS.md).
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(tracing_level(level));
+    let subscriber = tracing_subscriber::registry().with(filter).with(layer);
     // Err: a subscriber is installed already (tests): keep it.
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
@@ -72,6 +77,16 @@ pub fn forward_tracing(log: Logger, level: Level) {
 struct SlogLayer {
     log: Logger,
     level: Level,
+}
+
+fn tracing_level(l: Level) -> tracing::Level {
+    match l {
+        Level::Critical | Level::Error => tracing::Level::ERROR,
+        Level::Warning => tracing::Level::WARN,
+        Level::Info => tracing::Level::INFO,
+        Level::Debug => tracing::Level::DEBUG,
+        Level::Trace => tracing::Level::TRACE,
+    }
 }
 
 fn slog_level(l: &tracing::Level) -> Level {

@@ -1,0 +1,95 @@
+//! The machine the benchmark ran on, and how busy other programs kept it meanwhile: the
+//! figures are only as good as the cores they had.
+
+use serde_json::{Value, json};
+
+use super::stats::round;
+
+/// CPU time spent, in clock ticks, by the whole machine and by this process tree.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CpuMark {
+    busy: u64,
+    ours: u64,
+}
+
+fn ticks_per_s() -> f64 {
+    // Linux has reported USER_HZ = 100 to user space on every architecture for decades.
+    100.0
+}
+
+/// Busy ticks of the whole machine (user, nice, system, irq, softirq, steal).
+fn machine_busy() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = cpu.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    Some(v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7).unwrap_or(&0))
+}
+
+/// utime + stime (+ cutime + cstime when `children`) of a process, in ticks.
+fn process_ticks(pid: &str, children: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // rest[0] is the state (not a number, filtered out): utime is field 14 of the line,
+    // which is f[10] here; stime f[11]; cutime f[12]; cstime f[13].
+    let own = f.get(10)? + f.get(11)?;
+    Some(if children { own + f.get(12)? + f.get(13)? } else { own })
+}
+
+impl CpuMark {
+    /// Now, counting as ours this process, its reaped children and the live `pids`.
+    pub(super) fn now(pids: &[i32]) -> CpuMark {
+        let ours = process_ticks("self", true).unwrap_or(0)
+            + pids.iter().filter_map(|p| process_ticks(&p.to_string(), false)).sum::<u64>();
+        CpuMark { busy: machine_busy().unwrap_or(0), ours }
+    }
+}
+
+/// CPU seconds used by other programs between `start` and `end`, and by this benchmark.
+pub(super) fn cpu_use(start: CpuMark, end: CpuMark, elapsed_s: f64) -> Value {
+    let busy = end.busy.saturating_sub(start.busy) as f64 / ticks_per_s();
+    let ours = end.ours.saturating_sub(start.ours) as f64 / ticks_per_s();
+    let others = (busy - ours).max(0.0);
+    let capacity = cpus() as f64 * elapsed_s;
+    json!({
+        "bench_cpu_s": round(ours),
+        "other_programs_cpu_s": round(others),
+        "other_programs_share_of_cpu": if capacity > 0.0 { round(others / capacity) } else { 0.0 },
+    })
+}
+
+/// Online CPUs.
+pub(super) fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPU model, kernel, cores, load average.
+pub(super) fn describe() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    json!({
+        "cpus": cpus(),
+        "cpu_model": model,
+        "kernel": kernel.trim(),
+        "load_average_at_start": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cpu_time() {
+        assert!(machine_busy().is_some());
+        assert!(process_ticks("self", true).is_some());
+    }
+}
