@@ -141,10 +141,15 @@ pub(crate) struct Actor {
     nodes: watch::Sender<Arc<pb::NodesResponse>>,
     published_version: u64,
     published_at: Instant,
+    /// How long the last publication took (it is O(N): the whole status, twice over).
+    publish_cost: Duration,
     versions: BTreeMap<NodeId, String>,
     /// Per node, the latest address book and the channel to deliver it on; one task per node
     /// delivers them in order (latest wins) and retries until one arrives.
-    books: BTreeMap<NodeId, watch::Sender<(Channel, pb::AddressBook)>>,
+    books: BTreeMap<NodeId, watch::Sender<(Channel, Arc<pb::AddressBook>)>>,
+    /// The address book changed and is not pushed yet; pushed then ([`BOOK_GAP`]).
+    book_changed: bool,
+    book_pushed_at: Instant,
 }
 
 /// Room for a burst of operator calls and node answers; senders wait when it is full.
@@ -180,8 +185,11 @@ impl Actor {
             nodes: nodes_tx,
             published_version: 0,
             published_at: Instant::now(),
+            publish_cost: Duration::ZERO,
             versions: BTreeMap::new(),
             books: BTreeMap::new(),
+            book_changed: false,
+            book_pushed_at: Instant::now(),
         };
         (actor, CoordinatorHandle { tx, status: status_rx, nodes: nodes_rx })
     }
@@ -204,6 +212,16 @@ impl Actor {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let due = match (self.publish_due(), self.book_due()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let publish = async move {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = &mut stop => return Ok(()),
                 cmd = self.rx.recv() => match cmd {
@@ -214,8 +232,12 @@ impl Actor {
                     let out = self.core.tick(self.now());
                     self.carry_out(out)?;
                 }
+                () = publish => {}
             }
             self.publish(false);
+            if self.book_due().is_some_and(|at| at <= Instant::now()) {
+                self.push_book();
+            }
         }
     }
 
@@ -244,11 +266,8 @@ impl Actor {
                 let out = self.core.enroll(now, address.clone(), summary);
                 self.carry_out(out)?;
                 info!(self.log, "node enrolled"; "node" => %node, "address" => &address);
-                let book = self.book();
-                if before != self.core.ledger().known {
-                    self.push_book(&book);
-                }
-                let _ = reply.send(book);
+                self.book_changed |= before != self.core.ledger().known;
+                let _ = reply.send(self.book());
             }
             Command::NodeResponse { from, response } => {
                 if let Response::Status(_) = &response {
@@ -351,15 +370,18 @@ impl Actor {
     /// Sends every agent the new address book (§6.13), retrying until it arrives (an agent
     /// also gets it when it enrolls). Pushes to one node go out one at a time, newest last:
     /// concurrent pushes could arrive out of order and leave an agent with an older book.
-    fn push_book(&mut self, book: &[(NodeId, String)]) {
-        let msg = pb::AddressBook {
+    fn push_book(&mut self) {
+        let book = self.book();
+        self.book_changed = false;
+        self.book_pushed_at = Instant::now();
+        let msg = Arc::new(pb::AddressBook {
             entries: book
                 .iter()
                 .map(|(id, a)| pb::AddressEntry { node_id: id.to_string(), address: a.clone() })
                 .collect(),
-        };
+        });
         let retry = self.core.options().retry_interval;
-        for (id, _) in book {
+        for (id, _) in &book {
             let Some(ch) = self.channel(id) else { continue };
             match self.books.get(id) {
                 Some(tx) if !tx.is_closed() => {
@@ -374,27 +396,52 @@ impl Actor {
         }
     }
 
-    /// Publishes the status when its version moved, and at least every second (last
-    /// contact times advance without a version change).
+    /// When the changed address book is due to be pushed, if it changed.
+    fn book_due(&self) -> Option<Instant> {
+        self.book_changed.then(|| self.book_pushed_at + BOOK_GAP)
+    }
+
+    /// The least time between two publications of a changed status: ten times what the last
+    /// one cost, so that under a burst of answers (N acks per phase) at most a tenth of the
+    /// actor's time goes to rebuilding the O(N) status, instead of one rebuild per answer:
+    /// O(N²) per reconfiguration (tq-testbed bench, BENCHMARKS.md). A lone change is
+    /// published at once.
+    fn publish_gap(&self) -> Duration {
+        (self.publish_cost * 10).min(Duration::from_millis(50))
+    }
+
+    /// When a changed status is next due, if one is waiting.
+    fn publish_due(&self) -> Option<Instant> {
+        (self.core.status_version() != self.published_version)
+            .then(|| self.published_at + self.publish_gap())
+    }
+
+    /// Publishes the status when its version moved (see [`Actor::publish_gap`]), and at least
+    /// every second (last contact times advance without a version change).
     fn publish(&mut self, force: bool) {
         let v = self.core.status_version();
-        if !force
-            && v == self.published_version
-            && self.published_at.elapsed() < Duration::from_secs(1)
-        {
+        let since = self.published_at.elapsed();
+        let moved = v != self.published_version;
+        let due =
+            force || (moved && since >= self.publish_gap()) || since >= Duration::from_secs(1);
+        if !due {
             return;
         }
+        let start = Instant::now();
         let now = self.now();
         let status = self.core.status(now);
         self.status.send_replace(Arc::new(cluster_status_to_pb(&status, &self.clock)));
-        let nodes = self.node_list(now);
+        let nodes = self.node_list(&status);
         self.nodes.send_replace(Arc::new(nodes));
         self.published_version = v;
         self.published_at = Instant::now();
+        self.publish_cost = self.published_at - start;
     }
 
-    fn node_list(&self, now: Time) -> pb::NodesResponse {
-        let status = self.core.status(now);
+    fn node_list(
+        &self,
+        status: &tq_protocol::coordinator::status::ClusterStatus,
+    ) -> pb::NodesResponse {
         let stale: BTreeSet<&NodeId> =
             status.members.iter().filter(|m| m.stale.is_some()).map(|m| &m.node_id).collect();
         let nodes = self
@@ -425,14 +472,23 @@ impl Actor {
     }
 }
 
+/// The least time between two pushes of a changed address book. Every enrollment that adds
+/// or moves a node changes the book, and a push sends the whole book (N entries) to every
+/// node: pushed per enrollment, bringing up N agents would send O(N³) entries (at N = 256 the
+/// enrollments took seconds; tq-testbed bench). An enrolling agent gets the current book in
+/// the enrollment's reply anyway.
+const BOOK_GAP: Duration = Duration::from_millis(100);
+
 /// Delivers one node's address books in order, the latest one at any time; retries (with
 /// backoff) until it is delivered or a newer one replaces it. Ends with the actor.
-async fn deliver_books(mut rx: watch::Receiver<(Channel, pb::AddressBook)>, retry: Duration) {
+async fn deliver_books(mut rx: watch::Receiver<(Channel, Arc<pb::AddressBook>)>, retry: Duration) {
     let mut backoff = retry;
     loop {
         let (ch, book) = rx.borrow_and_update().clone();
-        let delivered =
-            pb::node_agent_client::NodeAgentClient::new(ch).push_address_book(book).await.is_ok();
+        let delivered = pb::node_agent_client::NodeAgentClient::new(ch)
+            .push_address_book(Arc::unwrap_or_clone(book))
+            .await
+            .is_ok();
         if delivered {
             backoff = retry;
             if rx.changed().await.is_err() {

@@ -158,9 +158,6 @@ pub(crate) struct Actor {
     alarms_logged: u64,
     /// The coordinator pushed an address book since this agent started.
     book_pushed: bool,
-    /// The host asked for the secrets (Unlock, or unlock on start) and has not locked since:
-    /// each new commit is unlocked too, so watchers can re-key (§6.7).
-    want_unlocked: bool,
 }
 
 /// Room for a burst of requests and peer answers; senders wait when it is full.
@@ -190,7 +187,6 @@ impl Actor {
             me: tx.downgrade(),
             alarms_logged: 0,
             book_pushed: false,
-            want_unlocked: false,
         };
         (actor, AgentHandle { tx, unlocked: unlocked_rx })
     }
@@ -206,6 +202,16 @@ impl Actor {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A deferred re-key (NodeOptions::rekey_delay) starts on time, not on the next tick.
+            let deadline = self.node.next_deadline().map(|t| {
+                tokio::time::Instant::from_std(self.started + Duration::from_millis(t.as_millis()))
+            });
+            let due = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = &mut stop => return Ok(()),
                 cmd = self.rx.recv() => match cmd {
@@ -213,6 +219,10 @@ impl Actor {
                     None => return Ok(()),
                 },
                 _ = tick.tick() => {
+                    let out = self.node.tick(self.now());
+                    self.carry_out(out)?;
+                }
+                () = due => {
                     let out = self.node.tick(self.now());
                     self.carry_out(out)?;
                 }
@@ -234,12 +244,10 @@ impl Actor {
                 self.carry_out(out)?;
             }
             Command::Unlock => {
-                self.want_unlocked = true;
                 let out = self.node.unlock(now);
                 self.carry_out(out)?;
             }
             Command::Lock => {
-                self.want_unlocked = false;
                 self.node.lock();
                 self.unlocked.send_replace(Unlocked::default());
                 info!(self.log, "secrets locked (forgotten from memory)");
@@ -284,7 +292,6 @@ impl Actor {
 
     /// Carries out outputs in order. A failed Persist stops everything after it.
     fn carry_out(&mut self, out: Vec<NodeOutput>) -> Result<(), StoreError> {
-        let mut rekey = false;
         for o in out {
             match o {
                 NodeOutput::Persist(change) => {
@@ -295,10 +302,6 @@ impl Actor {
                         return Err(e);
                     }
                     self.log_change(&change);
-                    rekey |= matches!(
-                        change,
-                        NodeChange::Committed { .. } | NodeChange::CaughtUp { .. }
-                    );
                     if matches!(change, NodeChange::Expunged { .. }) {
                         // The node forgot its secrets: watchers must not keep seeing them.
                         self.unlocked.send_replace(Unlocked::default());
@@ -325,10 +328,6 @@ impl Actor {
             }
         }
         self.log_new_alarms();
-        if rekey && self.want_unlocked {
-            let out = self.node.unlock(self.now());
-            self.carry_out(out)?;
-        }
         Ok(())
     }
 

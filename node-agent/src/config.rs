@@ -38,6 +38,11 @@ pub struct AgentConfig {
     /// How often to retry unanswered share requests.
     #[serde(default = "default_retry", with = "tq_wire::serde_duration")]
     pub retry_interval: Duration,
+    /// After a commit, wait between this and twice this before re-keying (fetching the new
+    /// epoch's shares), so the members' re-keys do not compete with the commit still under
+    /// way on the other members. `0s` re-keys at once. An explicit unlock never waits.
+    #[serde(default = "default_rekey_delay", with = "tq_wire::serde_duration")]
+    pub rekey_delay: Duration,
     /// mTLS files.
     pub tls: TlsFiles,
     /// Peers known before any coordinator says (node id → address).
@@ -68,6 +73,10 @@ fn default_retry() -> Duration {
     Duration::from_secs(1)
 }
 
+fn default_rekey_delay() -> Duration {
+    Duration::from_millis(50)
+}
+
 /// The parsed identity fields.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -95,6 +104,12 @@ impl AgentConfig {
             return Err(ConfigError::Invalid {
                 field: "retry_interval",
                 why: "must be at least 10ms".into(),
+            });
+        }
+        if self.rekey_delay > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid {
+                field: "rekey_delay",
+                why: "must be at most 60s: hosts wait this long to re-key".into(),
             });
         }
         Ok(Identity { cluster, node })

@@ -88,7 +88,8 @@ pub async fn run(
     let store = Store::open(&config.state_dir, &id.cluster, &id.node)?;
     let state = store.load()?;
     let book = store.address_book()?;
-    let opts = NodeOptions { retry_interval: config.retry_interval };
+    let opts =
+        NodeOptions { retry_interval: config.retry_interval, rekey_delay: config.rekey_delay };
     let node = Node::restore(id.node.clone(), id.cluster, state, opts)?;
     let summary = node.status();
 

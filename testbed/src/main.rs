@@ -126,6 +126,18 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Run several agents in this one process (used by `bench` for meshes larger than two
+    /// cores can run as processes): each with its own configuration, store, TLS identity,
+    /// listener and key socket. Stops on SIGTERM/SIGINT, or when any agent fails.
+    #[command(hide = true)]
+    AgentHost {
+        /// An agent's configuration file; repeat once per agent.
+        #[arg(long = "config", required = true)]
+        configs: Vec<PathBuf>,
+        /// Where each agent writes its bound address, in the order of --config.
+        #[arg(long = "ready-file", required = true)]
+        ready_files: Vec<PathBuf>,
+    },
     /// A narrated tour on a fresh local cluster: initial configuration, unlock everywhere,
     /// add a node, remove a node, kill an agent and watch it go stale, unlock with the
     /// coordinator stopped, restart and catch up. Exits 0 only if every check passed.
@@ -179,6 +191,14 @@ fn main() -> ExitCode {
                 }
                 Err(e) => report(Err(e)),
             }
+        }
+        Command::AgentHost { configs, ready_files } => {
+            if configs.len() != ready_files.len() {
+                eprintln!("tq-testbed agent-host: give one --ready-file per --config");
+                return ExitCode::from(64);
+            }
+            let agents: Vec<_> = configs.into_iter().zip(ready_files).collect();
+            tq_testbed::local::host::main(&agents)
         }
         Command::Unlock { dir, nodes, json } => {
             report(runtime().and_then(|rt| rt.block_on(tq_testbed::up::unlock(&dir, &nodes, json))))

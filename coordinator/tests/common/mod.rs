@@ -311,6 +311,7 @@ impl Cluster {
             coordinator: self.coordinator_listen.map(|a| a.to_string()),
             unlock_on_start: true,
             retry_interval: Duration::from_millis(100),
+            rekey_delay: Duration::from_millis(20),
             tls: a.tls.clone(),
             peers: Vec::new(),
             log: LogConfig::default(),

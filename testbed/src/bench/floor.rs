@@ -74,12 +74,14 @@ impl Bench {
             rpc.push(d);
         }
         let mut fanout = Samples::new();
-        for _ in 0..self.runs.max(100) {
+        let warm = if self.mesh { self.runs } else { self.runs.max(100) };
+        for _ in 0..warm {
             fanout.push(self.clients.fanout(&self.nodes).await?);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let mut fanout_cold = Samples::new();
-        for _ in 0..self.runs.clamp(10, 30) {
+        let cold = if self.mesh { 3 } else { self.runs.clamp(10, 30) };
+        for _ in 0..cold {
             let fresh = self.clients.nodes()?;
             fanout_cold.push(self.clients.fanout(&fresh).await?);
             drop(fresh);

@@ -25,6 +25,7 @@ mod clients;
 mod floor;
 mod machine;
 mod memory;
+mod mesh;
 mod reconfigure;
 mod state_dir;
 mod stats;
@@ -88,6 +89,12 @@ struct Bench {
     cpu_start: machine::CpuMark,
     /// Slow RPCs counted before the scenario being measured.
     slow_before: u64,
+    /// How the agents run (separate processes, or a mesh sharing a few).
+    processes: String,
+    /// More agents than run as separate processes: see `mesh`.
+    mesh: bool,
+    /// Agents per process (1 unless `mesh`).
+    per_process: usize,
 }
 
 impl Drop for Bench {
@@ -124,7 +131,13 @@ pub async fn bench(args: &BenchArgs) -> Result<Value, String> {
 
 async fn run(args: &BenchArgs, dir: &Path, store: &str) -> Result<Value, String> {
     let started = Instant::now();
-    let c = LocalCluster::create(dir, args.nodes)?;
+    let mut c = LocalCluster::create(dir, args.nodes)?;
+    let processes = if args.nodes > mesh::SEPARATE_MAX {
+        mesh::prepare(&mut c)?
+    } else {
+        "real tq-coordinator and tq-agent processes (LocalCluster)".to_string()
+    };
+    eprintln!("bench: {processes}");
     // The coordinator's background poll (every 2 s by default) would re-open connections
     // the cold scenarios need closed; at 16 RPCs/s it is noise for the warm ones anyway.
     c.set_protocol(|p| {
@@ -134,7 +147,7 @@ async fn run(args: &BenchArgs, dir: &Path, store: &str) -> Result<Value, String>
     })?;
     // Handled from here on, so that a Ctrl-C during start-up still stops every process.
     let (mut term, mut int) = signals()?;
-    let mut b = Bench::start(c, args.runs).await?;
+    let mut b = Bench::start(c, args.runs, processes).await?;
     let signalled = tokio::select! {
         biased;
         _ = term.recv() => true,
@@ -161,7 +174,7 @@ fn signals() -> Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal
 }
 
 impl Bench {
-    async fn start(c: LocalCluster, runs: usize) -> Result<Bench, String> {
+    async fn start(c: LocalCluster, runs: usize, processes: String) -> Result<Bench, String> {
         let t = Instant::now();
         let (machine, cpu_start) = (machine::describe(), machine::CpuMark::now(&[]));
         let slow = Arc::new(SlowRpcs::default());
@@ -198,6 +211,13 @@ impl Bench {
             machine,
             cpu_start,
             slow_before: 0,
+            processes,
+            mesh: n > mesh::SEPARATE_MAX,
+            per_process: if n > mesh::SEPARATE_MAX {
+                n.div_ceil(mesh::HOST_PROCESSES).max(1)
+            } else {
+                1
+            },
         })
     }
 
@@ -211,22 +231,32 @@ impl Bench {
         let floors = self.floors().await?;
         let floor_slow = self.slow.count();
         self.slow_before = floor_slow;
-        self.sample_rss();
-        self.reconfigure_warm(&floors).await?;
-        self.reconfigure_locked(&floors).await?;
-        self.sample_rss();
-        self.unlock_warm(&floors).await?;
-        self.unlock_blackholed().await?;
-        self.sample_rss();
-        self.status_saturated(&floors).await?;
-        self.status_at_1000(&floors).await?;
-        self.sample_rss();
-        self.reconfigure_cold(&floors).await?;
-        self.unlock_cold(&floors).await?;
-        self.sample_rss();
+        if self.mesh {
+            self.mesh_scenarios(&floors).await?;
+        } else {
+            self.separate_scenarios(&floors).await?;
+        }
         let mut f = floors.summary();
         f["slow_rpcs"] = json!(floor_slow);
         self.scenarios.insert("floors".into(), f);
+        Ok(())
+    }
+
+    /// Every scenario, for agents that run as processes of their own.
+    async fn separate_scenarios(&mut self, floors: &floor::Floors) -> Result<(), String> {
+        self.sample_rss();
+        self.reconfigure_warm(floors).await?;
+        self.reconfigure_locked(floors).await?;
+        self.sample_rss();
+        self.unlock_warm(floors).await?;
+        self.unlock_blackholed().await?;
+        self.sample_rss();
+        self.status_saturated(floors).await?;
+        self.status_at_1000(floors).await?;
+        self.sample_rss();
+        self.reconfigure_cold(floors).await?;
+        self.unlock_cold(floors).await?;
+        self.sample_rss();
         Ok(())
     }
 
@@ -236,7 +266,9 @@ impl Bench {
         let mut op = self.clients.connected_operator().await?;
         self.latest = self.clients.latest_committed(&mut op).await?;
         self.rotate(&mut op).await?;
-        self.clients.wait_unlocked(&self.nodes, self.latest, Duration::from_millis(20)).await?;
+        if !self.mesh {
+            self.clients.wait_unlocked(&self.nodes, self.latest, Duration::from_millis(20)).await?;
+        }
         eprintln!(
             "bench: epoch {} committed and unlocked on all {} agents (K = {}) in {} ms",
             self.latest,
@@ -325,12 +357,15 @@ impl Bench {
             "threshold": self.k,
             "store": store,
             "state_dir": self.c.dir().display().to_string(),
-            "processes": "real tq-coordinator and tq-agent processes (LocalCluster)",
+            "processes": self.processes,
             "scenarios": Value::Object(self.scenarios.clone()),
             "floors": floors,
             "rss_mb": {
+                // A mesh's agents share processes: the share of one, and the process whole.
+                "agents_per_process": self.per_process,
+                "agent_process": round(self.agent_rss.now_mb),
                 "coordinator": round(self.coordinator_rss.now_mb),
-                "agent": round(self.agent_rss.now_mb),
+                "agent": round(self.agent_rss.now_mb / self.per_process as f64),
                 "agent_name": self.agent_rss.name,
                 "coordinator_peak": round(self.coordinator_rss.peak_mb),
                 "agent_peak": round(self.agent_rss.peak_mb),

@@ -78,6 +78,20 @@ impl Bench {
         for k in &mut keys {
             k.lock(pb::LockRequest {}).await.map_err(rpc_err("lock"))?;
         }
+        self.rotations_without_rekey("reconfigure_no_rekey", floors).await?;
+        for k in &mut keys {
+            k.unlock(pb::UnlockRequest { wait_ms: 0 }).await.map_err(rpc_err("unlock"))?;
+        }
+        self.clients.wait_unlocked(&self.nodes, self.latest, Duration::from_millis(20)).await?;
+        Ok(())
+    }
+
+    /// Warm rotations, recorded as `name`, with no re-key to wait for after each.
+    pub(super) async fn rotations_without_rekey(
+        &mut self,
+        name: &str,
+        floors: &Floors,
+    ) -> Result<(), String> {
         let mut op = self.clients.connected_operator().await?;
         let mut t = Times::default();
         for i in 0..WARMUP + self.runs {
@@ -87,11 +101,9 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        for k in &mut keys {
-            k.unlock(pb::UnlockRequest { wait_ms: 0 }).await.map_err(rpc_err("unlock"))?;
-        }
-        self.clients.wait_unlocked(&self.nodes, self.latest, Duration::from_millis(20)).await?;
-        self.record("reconfigure_no_rekey", &t.committed, floors.reconfigure_ms(), t.extra());
+        let mut extra = t.extra();
+        extra["rekey"] = json!(false);
+        self.record(name, &t.committed, floors.reconfigure_ms(), extra);
         Ok(())
     }
 

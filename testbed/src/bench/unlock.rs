@@ -15,6 +15,7 @@ use super::Bench;
 use super::clients::rpc_err;
 use super::floor::Floors;
 use super::stats::{Samples, round};
+use crate::local::LocalCluster;
 
 /// How long an Unlock may wait for its peers.
 const UNLOCK_WAIT_MS: u32 = 10_000;
@@ -41,7 +42,10 @@ impl Bench {
     }
 
     /// Lock (timed as one RPC), then [`Bench::unlock_once`].
-    async fn relock(&self, keys: &mut LocalKeysClient<Channel>) -> Result<Duration, String> {
+    pub(super) async fn relock(
+        &self,
+        keys: &mut LocalKeysClient<Channel>,
+    ) -> Result<Duration, String> {
         let t = Instant::now();
         keys.lock(pb::LockRequest {}).await.map_err(rpc_err("lock"))?;
         self.slow.record("LocalKeys/Lock", t.elapsed());
@@ -131,9 +135,9 @@ impl Bench {
         for i in 0..runs {
             // From the last agent down: node-1 stays the long-running one.
             let name = self.ids[self.n() - 1 - i % self.n()].to_string();
-            self.set_unlock_on_start(&name, false)?;
+            set_unlock_on_start(&self.c, &name, false)?;
             let restarted = self.restart(&name);
-            self.set_unlock_on_start(&name, true)?;
+            set_unlock_on_start(&self.c, &name, true)?;
             restarted?;
             // Let it enroll: only its peer connections should be cold.
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -154,10 +158,12 @@ impl Bench {
         );
         Ok(())
     }
+}
 
-    /// Rewrites an agent's configuration file (read at its next start).
-    fn set_unlock_on_start(&self, name: &str, on: bool) -> Result<(), String> {
-        let path = self.c.config_path(name);
+/// Rewrites an agent's configuration file (read at its next start).
+pub(super) fn set_unlock_on_start(c: &LocalCluster, name: &str, on: bool) -> Result<(), String> {
+    {
+        let path = c.config_path(name);
         let mut a: AgentConfig =
             tq_wire::process::load_toml(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         a.unlock_on_start = on;

@@ -15,6 +15,7 @@
 //! its configuration, so a restart comes back at the same address.
 
 pub mod control;
+pub mod host;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,9 @@ pub struct LocalCluster {
     bins: PathBuf,
     cluster: ClusterId,
     nodes: Vec<NodeId>,
+    /// Agents per process: 1 runs each as `tq-agent`; more run them in `tq-testbed
+    /// agent-host` processes ([`LocalCluster::share_processes`]).
+    per_process: usize,
     children: Mutex<BTreeMap<String, Child>>,
 }
 
@@ -87,6 +91,7 @@ impl LocalCluster {
             dir,
             cluster,
             nodes,
+            per_process: 1,
             children: Mutex::new(BTreeMap::new()),
         };
         let coordinator = CoordinatorConfig {
@@ -119,6 +124,7 @@ impl LocalCluster {
                 coordinator: None,
                 unlock_on_start: true,
                 retry_interval: Duration::from_secs(1),
+                rekey_delay: Duration::from_millis(50),
                 tls: issue(name, Peer::Node(id.clone())).map_err(pki)?,
                 peers: Vec::new(),
                 log: LogConfig::default(),
@@ -146,6 +152,7 @@ impl LocalCluster {
             dir,
             cluster,
             nodes,
+            per_process: 1,
             children: Mutex::new(BTreeMap::new()),
         })
     }
@@ -210,13 +217,57 @@ impl LocalCluster {
         self.write_toml(&path, &c)
     }
 
+    /// From the next start on, runs agents `n` to a process (`tq-testbed agent-host`), for
+    /// meshes larger than the machine can run as separate processes. Each keeps its own
+    /// store, TLS identity, listener and key socket; but a signal sent to one agent reaches
+    /// every agent of its process, and one cannot be started alone.
+    pub fn share_processes(&mut self, n: usize) {
+        self.per_process = n.max(1);
+    }
+
     /// Starts the coordinator, then every agent, and waits until every agent has enrolled.
     pub async fn start_all(&self, timeout: Duration) -> Result<(), String> {
         self.start(COORDINATOR)?;
-        for id in &self.nodes {
-            self.start(id.as_str())?;
+        if self.per_process == 1 {
+            for id in &self.nodes {
+                self.start(id.as_str())?;
+            }
+        } else {
+            for group in self.nodes.chunks(self.per_process) {
+                self.start_host(group)?;
+            }
         }
         control::wait_enrolled(self, timeout).await
+    }
+
+    fn ready_file(&self, name: &str) -> PathBuf {
+        self.dir.join("run").join(format!("{name}.addr"))
+    }
+
+    /// Starts one `agent-host` process for `group` and waits until every agent listens.
+    fn start_host(&self, group: &[NodeId]) -> Result<u32, String> {
+        let first = group.first().ok_or("an empty group of agents")?.as_str();
+        let mut agents = Vec::with_capacity(group.len());
+        for id in group {
+            self.point_agent_at_coordinator(id.as_str())?;
+            agents.push((self.config_path(id.as_str()), self.ready_file(id.as_str())));
+        }
+        let log = self.log_path(&format!("host-{first}"));
+        let mut child = process::spawn_host(&self.bin("tq-testbed"), &agents, &log)?;
+        let pid = child.id();
+        for id in group {
+            write(&self.pid_file(id.as_str()), format!("{pid}\n").as_bytes(), 0o644)
+                .map_err(|e| e.to_string())?;
+        }
+        for (id, (_, ready)) in group.iter().zip(&agents) {
+            let addr = process::wait_ready(&mut child, ready, &log, START_TIMEOUT)
+                .map_err(|e| format!("{id}: {e}"))?;
+            self.pin_address(id.as_str(), &addr)?;
+        }
+        if let Ok(mut c) = self.children.lock() {
+            c.insert(format!("host-{first}"), child);
+        }
+        Ok(pid)
     }
 
     /// Starts one process (`coordinator` or `node-N`) and waits until it listens. Returns
@@ -225,11 +276,14 @@ impl LocalCluster {
         if let Some(pid) = process::live_pid(&self.pid_file(name)) {
             return Err(format!("{name} is already running (pid {pid})"));
         }
+        if name != COORDINATOR && self.per_process > 1 {
+            return Err(format!("{name} shares a process with other agents: restart them all"));
+        }
         let binary = if name == COORDINATOR { "tq-coordinator" } else { "tq-agent" };
         if name != COORDINATOR {
             self.point_agent_at_coordinator(name)?;
         }
-        let ready = self.dir.join("run").join(format!("{name}.addr"));
+        let ready = self.ready_file(name);
         let log = self.log_path(name);
         let config = self.config_path(name);
         let mut child = process::spawn(&self.bin(binary), &config, &ready, &log)?;

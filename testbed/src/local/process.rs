@@ -1,5 +1,6 @@
 //! Starting and stopping the service binaries as real processes, tracked by PID files.
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,39 @@ pub fn bin_dir() -> Result<PathBuf, String> {
 /// Spawns `binary --config config --ready-file ready`, output appended to `log`, in its own
 /// process group (a terminal's Ctrl-C reaches the supervisor, which stops it in order).
 pub fn spawn(binary: &Path, config: &Path, ready: &Path, log: &Path) -> Result<Child, String> {
-    let _ = std::fs::remove_file(ready);
+    let args =
+        [OsStr::new("--config"), config.as_os_str(), OsStr::new("--ready-file"), ready.as_os_str()];
+    spawn_with(binary, &args, &[ready], log)
+}
+
+/// Spawns `tq-testbed agent-host` for several agents (configuration, ready file) at once.
+pub fn spawn_host(
+    testbed: &Path,
+    agents: &[(PathBuf, PathBuf)],
+    log: &Path,
+) -> Result<Child, String> {
+    let mut args = vec![OsStr::new("agent-host")];
+    for (config, ready) in agents {
+        args.extend([
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("--ready-file"),
+            ready.as_os_str(),
+        ]);
+    }
+    let readies: Vec<&Path> = agents.iter().map(|(_, r)| r.as_path()).collect();
+    spawn_with(testbed, &args, &readies, log)
+}
+
+fn spawn_with(
+    binary: &Path,
+    args: &[&OsStr],
+    readies: &[&Path],
+    log: &Path,
+) -> Result<Child, String> {
+    for r in readies {
+        let _ = std::fs::remove_file(r);
+    }
     let out = OpenOptions::new()
         .create(true)
         .append(true)
@@ -43,10 +76,7 @@ pub fn spawn(binary: &Path, config: &Path, ready: &Path, log: &Path) -> Result<C
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     Command::new(binary)
-        .arg("--config")
-        .arg(config)
-        .arg("--ready-file")
-        .arg(ready)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -91,10 +121,13 @@ fn log_tail(log: &Path) -> String {
 pub fn live_pid(pid_file: &Path) -> Option<Pid> {
     let pid: i32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let exe = cmdline.split(|b| *b == 0).next()?;
+    let mut argv = cmdline.split(|b| *b == 0);
+    let exe = argv.next()?;
     let name = Path::new(std::str::from_utf8(exe).ok()?).file_name()?.to_str()?;
     // A zombie has an empty command line: it is dead.
-    matches!(name, "tq-agent" | "tq-coordinator").then_some(Pid::from_raw(pid))
+    let ours = matches!(name, "tq-agent" | "tq-coordinator")
+        || (name == "tq-testbed" && argv.next() == Some(b"agent-host"));
+    ours.then_some(Pid::from_raw(pid))
 }
 
 /// Sends `signal` to the process in `pid_file` and waits for it to go; after `grace` it is

@@ -68,7 +68,8 @@ pub(crate) fn coordinator_options(manual: bool) -> CoordinatorOptions {
 }
 
 fn node_options() -> NodeOptions {
-    NodeOptions { retry_interval: Duration::from_secs(1) }
+    // A re-key delay of a few ticks, so deferred re-keys meet crashes, commits and locks.
+    NodeOptions { retry_interval: Duration::from_secs(1), rekey_delay: Duration::from_millis(700) }
 }
 
 pub(crate) fn node_id(s: &str) -> NodeId {

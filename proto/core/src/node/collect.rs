@@ -112,9 +112,11 @@ impl Node {
         }
         let Some(config) = self.state.committed_config().cloned() else { return };
         let already = self.unlocked.as_ref().is_some_and(|u| u.epoch == config.epoch());
-        if !self.want_unlock || already || self.collection.is_some() {
+        let deferred = self.rekey_at.is_some_and(|t| now < t);
+        if !self.want_unlock || already || deferred || self.collection.is_some() {
             return;
         }
+        self.rekey_at = None;
         let c = Collection::unlock(config, now);
         c.ask(&self.id, out);
         self.collection = Some(c);

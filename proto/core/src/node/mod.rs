@@ -60,11 +60,18 @@ pub enum NodeOutput {
 pub struct NodeOptions {
     /// How long to wait for peers' shares before asking again.
     pub retry_interval: Duration,
+    /// After a commit, a node that holds an earlier epoch's secrets waits between this and
+    /// twice this (a fixed offset per node) before asking its peers for the new epoch's
+    /// shares (§6.7). Every re-keying member asks every other member: started at once, that
+    /// burst of N × (N − 1) GetShare calls lands while the coordinator's Commit fan-out is
+    /// still under way and slows every member's commit (tq-testbed bench, BENCHMARKS.md).
+    /// Zero re-keys at once. An explicit unlock never waits.
+    pub rekey_delay: Duration,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
-        NodeOptions { retry_interval: Duration::from_secs(2) }
+        NodeOptions { retry_interval: Duration::from_secs(2), rekey_delay: Duration::ZERO }
     }
 }
 
@@ -87,6 +94,8 @@ pub struct Node {
     collection: Option<collect::Collection>,
     unlocked: Option<Unlocked>,
     want_unlock: bool,
+    /// When a deferred re-key starts (`NodeOptions::rekey_delay`).
+    rekey_at: Option<Time>,
     alarms: Alarms,
     #[cfg(feature = "danger-inject-bugs")]
     bug: Option<crate::bugs::NodeBug>,
@@ -109,6 +118,7 @@ impl Node {
             collection: None,
             unlocked: None,
             want_unlock: false,
+            rekey_at: None,
             alarms: Alarms::default(),
             #[cfg(feature = "danger-inject-bugs")]
             bug: None,
@@ -198,6 +208,7 @@ impl Node {
     /// following new commits: after each, the new epoch is unlocked too.
     pub fn unlock(&mut self, now: Time) -> Vec<NodeOutput> {
         self.want_unlock = true;
+        self.rekey_at = None;
         let mut out = Vec::new();
         self.maybe_start_unlock(now, &mut out);
         out
@@ -206,13 +217,19 @@ impl Node {
     /// Forgets the unlocked secrets.
     pub fn lock(&mut self) {
         self.want_unlock = false;
+        self.rekey_at = None;
         self.unlocked = None;
         if self.collection.as_ref().is_some_and(|c| c.is_unlock()) {
             self.collection = None;
         }
     }
 
-    /// Retries what is outstanding.
+    /// The time at which [`Node::tick`] has work besides retries: a deferred re-key.
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.rekey_at
+    }
+
+    /// Retries what is outstanding, and starts a re-key that is due.
     pub fn tick(&mut self, now: Time) -> Vec<NodeOutput> {
         let mut out = Vec::new();
         if self.state.expunged.is_some() {

@@ -152,6 +152,19 @@ impl Node {
         if self.collection.as_ref().is_some_and(|c| Some(c.epoch()) <= committed) {
             self.collection = None;
         }
+        let rekey =
+            self.want_unlock && self.unlocked.as_ref().is_some_and(|u| Some(u.epoch) < committed);
+        let delay = self.options.rekey_delay;
+        if rekey && !delay.is_zero() {
+            // Spread the members' re-keys over [delay, 2 × delay) by a fixed per-node offset.
+            let spread = self
+                .id
+                .as_str()
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            self.rekey_at = Some(now + delay + delay.mul_f64(f64::from(spread % 1000) / 1000.0));
+            return;
+        }
         self.maybe_start_unlock(now, out);
     }
 
