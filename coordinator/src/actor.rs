@@ -132,6 +132,11 @@ pub(crate) struct Actor {
     tls: TlsMaterial,
     limits: ClientLimits,
     channels: BTreeMap<NodeId, (String, Channel)>,
+    /// Requests sent and not yet answered (or failed): a retry of one of them waits until
+    /// it is. Under load (a 1024-member Prepare takes seconds to get through every agent)
+    /// retries sent on top of calls still in flight made each agent decode and verify the
+    /// same Prepare again and again, and the acks never caught up (tq-testbed bench).
+    in_flight: Arc<std::sync::Mutex<BTreeSet<InFlight>>>,
     started: Instant,
     clock: WallClock,
     log: Logger,
@@ -176,6 +181,7 @@ impl Actor {
             tls,
             limits: ClientLimits::default(),
             channels: BTreeMap::new(),
+            in_flight: Arc::default(),
             started,
             clock,
             log,
@@ -348,9 +354,18 @@ impl Actor {
             debug!(self.log, "no address for node: it has not enrolled"; "node" => %to);
             return;
         };
+        let key = (to.clone(), request.kind(), request.epoch());
+        let fresh = self.in_flight.lock().map(|mut f| f.insert(key.clone())).unwrap_or(true);
+        if !fresh {
+            debug!(self.log, "still in flight: not sent again"; "node" => %to, "request" => ?request.kind());
+            return;
+        }
+        let answered = Answered(self.in_flight.clone(), key);
         let (me, limits, log) = (self.me.clone(), self.limits, self.log.clone());
         tokio::spawn(async move {
-            match call_node(ch, &request, &limits).await {
+            let res = call_node(ch, &request, &limits).await;
+            drop(answered);
+            match res {
                 Ok(response) => {
                     if let Some(me) = me.upgrade() {
                         let _ = me.send(Command::NodeResponse { from: to, response }).await;
@@ -469,6 +484,20 @@ impl Actor {
             })
             .collect();
         pb::NodesResponse { nodes }
+    }
+}
+
+/// A request to a node, as far as retries are concerned.
+type InFlight = (NodeId, tq_protocol::RequestKind, Option<Epoch>);
+
+/// Takes a request off the in-flight set when its call ends, however it ends.
+struct Answered(Arc<std::sync::Mutex<BTreeSet<InFlight>>>, InFlight);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.0.lock() {
+            f.remove(&self.1);
+        }
     }
 }
 
