@@ -109,7 +109,8 @@ enum Command {
     /// polling (saturated, 1000/s during rotations), each against a floor measured in the
     /// same run, and the services' memory. Counts any RPC of 35 ms or more as slow.
     Bench {
-        /// How many agents (N; K = N/2 + 1).
+        /// How many agents (N; K = N/2 + 1). Above 32 the agents share 16 processes, start
+        /// locked, and only rotations, unlock and status polling are measured.
         #[arg(long, default_value_t = 32)]
         nodes: usize,
         /// Samples per scenario (cold scenarios take a tenth, 3 to 10).
