@@ -2,14 +2,17 @@
 //! a cap on handshakes in progress, request timeouts, per-connection concurrency and message
 //! size caps.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rustls::ServerConfig;
 use slog::{Logger, debug, warn};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -31,7 +34,7 @@ pub struct ServerLimits {
     pub per_connection_concurrency: usize,
     /// HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
-    /// TLS handshakes in progress at once; further connections are closed at once.
+    /// TLS handshakes in progress at once; past it, the oldest is dropped for the newest.
     pub max_pending_handshakes: usize,
 }
 
@@ -61,8 +64,14 @@ pub fn tls_incoming(
     // Bounded: a connection waits here only while tonic picks it up.
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
-    let pending = Arc::new(Semaphore::new(limits.max_pending_handshakes));
-    let timeout = limits.handshake_timeout;
+    let (max_pending, timeout) = (limits.max_pending_handshakes.max(1), limits.handshake_timeout);
+    // Handshakes in progress, oldest first. When full, the oldest is dropped, not the
+    // newest: connections that never handshake (a flood of idle sockets) then only push
+    // each other out, while a real client, whose handshake takes milliseconds, gets
+    // through. Refusing the newest let 1000 idle sockets lock every client out until
+    // they timed out (4.9 s; t33).
+    let mut pending: VecDeque<(AbortHandle, Arc<AtomicBool>)> =
+        VecDeque::with_capacity(max_pending);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -79,15 +88,21 @@ pub fn tls_incoming(
                     continue;
                 }
             };
-            let Ok(permit) = pending.clone().try_acquire_owned() else {
-                debug!(log, "too many TLS handshakes in progress: connection closed"; "peer" => %peer);
-                continue;
-            };
+            pending.retain(|(h, done)| !h.is_finished() && !done.load(Ordering::Relaxed));
+            if pending.len() >= max_pending
+                && let Some((oldest, _)) = pending.pop_front()
+            {
+                oldest.abort();
+                debug!(log, "too many TLS handshakes in progress: the oldest was dropped");
+            }
             let _ = tcp.set_nodelay(true);
             let (acceptor, tx, log) = (acceptor.clone(), tx.clone(), log.clone());
-            tokio::spawn(async move {
+            let done = Arc::new(AtomicBool::new(false));
+            let finished = done.clone();
+            let handshake = tokio::spawn(async move {
                 let res = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
-                drop(permit);
+                // Handshaken: no longer one to drop for a newer connection.
+                finished.store(true, Ordering::Relaxed);
                 match res {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
@@ -96,6 +111,7 @@ pub fn tls_incoming(
                     Err(_) => handshake_failed(&log, peer, "timed out"),
                 }
             });
+            pending.push_back((handshake.abort_handle(), done));
         }
     });
     ReceiverStream::new(rx)
