@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use slog::{Logger, crit, debug, info, warn};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::Channel;
+use tq_protocol::coordinator::status::PhaseStatus;
 use tq_protocol::coordinator::{
     AbortError, CommitError, Coordinator, CoordinatorOutput, LedgerChange, ReconfigureError,
     ReconfigureRequest,
@@ -23,6 +24,7 @@ use tq_wire::tls::TlsMaterial;
 
 use crate::store::LedgerStore;
 use tq_wire::durable::StoreError;
+use tq_wire::failpoint::{Failpoints, Point};
 
 /// What an operator asked for.
 #[derive(Debug)]
@@ -67,6 +69,11 @@ pub enum OperationError {
     /// The coordinator is stopping.
     #[error("the coordinator is stopping")]
     Stopped,
+    /// A ledger write this request needed failed: the request may or may not have taken
+    /// effect (poll the status once the coordinator is back), and the coordinator stops until
+    /// it is restarted (DESIGN §7).
+    #[error("the coordinator stopped: a ledger write failed (its log says why)")]
+    StoreFailed,
 }
 
 #[derive(Debug)]
@@ -145,6 +152,7 @@ pub(crate) struct Actor {
     /// Per node, the latest address book and the channel to deliver it on; one task per node
     /// delivers them in order (latest wins) and retries until one arrives.
     books: BTreeMap<NodeId, watch::Sender<(Channel, pb::AddressBook)>>,
+    failpoints: Failpoints,
 }
 
 /// Room for a burst of operator calls and node answers; senders wait when it is full.
@@ -157,6 +165,7 @@ impl Actor {
         tls: TlsMaterial,
         started: Instant,
         log: Logger,
+        failpoints: Failpoints,
     ) -> (Actor, CoordinatorHandle) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let unix_ms = SystemTime::now()
@@ -182,6 +191,7 @@ impl Actor {
             published_at: Instant::now(),
             versions: BTreeMap::new(),
             books: BTreeMap::new(),
+            failpoints,
         };
         (actor, CoordinatorHandle { tx, status: status_rx, nodes: nodes_rx })
     }
@@ -226,7 +236,10 @@ impl Actor {
                 let res = self.operate(now, op);
                 let res = match res {
                     Ok(out) => {
-                        self.carry_out(out)?;
+                        if let Err(e) = self.carry_out(out) {
+                            let _ = reply.send(Err(OperationError::StoreFailed));
+                            return Err(e);
+                        }
                         let attempt = self.core.attempt_status();
                         Ok(attempt.map(|a| attempt_to_pb(&a, &self.clock)).unwrap_or_default())
                     }
@@ -255,8 +268,14 @@ impl Actor {
                 } else {
                     debug!(self.log, "answer"; "from" => %from, "answer" => summarize(&response));
                 }
+                let ack = matches!(response, Response::PrepareAck { .. });
                 let out = self.core.handle_response(now, &from, response);
                 self.carry_out(out)?;
+                if ack
+                    && self.core.attempt_status().is_some_and(|a| a.phase == PhaseStatus::Preparing)
+                {
+                    self.failpoints.kill_point(Point::CoordinatorMidPrepare);
+                }
             }
         }
         Ok(())
@@ -293,6 +312,9 @@ impl Actor {
                         return Err(e);
                     }
                     self.log_change(&change);
+                    if matches!(change, LedgerChange::Committed { .. }) {
+                        self.failpoints.kill_point(Point::CoordinatorAfterCommitDecision);
+                    }
                 }
                 CoordinatorOutput::Send { to, request } => self.send(to, request),
             }

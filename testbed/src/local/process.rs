@@ -33,8 +33,15 @@ pub fn bin_dir() -> Result<PathBuf, String> {
 }
 
 /// Spawns `binary --config config --ready-file ready`, output appended to `log`, in its own
-/// process group (a terminal's Ctrl-C reaches the supervisor, which stops it in order).
-pub fn spawn(binary: &Path, config: &Path, ready: &Path, log: &Path) -> Result<Child, String> {
+/// process group (a terminal's Ctrl-C reaches the supervisor, which stops it in order), with
+/// `TQ_FAILPOINTS` set to `failpoints` or else unset (never inherited by accident).
+pub fn spawn(
+    binary: &Path,
+    config: &Path,
+    ready: &Path,
+    log: &Path,
+    failpoints: Option<&str>,
+) -> Result<Child, String> {
     let _ = std::fs::remove_file(ready);
     let out = OpenOptions::new()
         .create(true)
@@ -42,8 +49,12 @@ pub fn spawn(binary: &Path, config: &Path, ready: &Path, log: &Path) -> Result<C
         .open(log)
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    Command::new(binary)
-        .arg("--config")
+    let mut cmd = Command::new(binary);
+    cmd.env_remove(tq_wire::failpoint::ENV);
+    if let Some(spec) = failpoints {
+        cmd.env(tq_wire::failpoint::ENV, spec);
+    }
+    cmd.arg("--config")
         .arg(config)
         .arg("--ready-file")
         .arg(ready)
