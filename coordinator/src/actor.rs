@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use slog::{Logger, crit, debug, info, warn};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::Channel;
+use tq_protocol::coordinator::status::PhaseStatus;
 use tq_protocol::coordinator::{
     AbortError, CommitError, Coordinator, CoordinatorOutput, LedgerChange, ReconfigureError,
     ReconfigureRequest,
@@ -23,6 +24,7 @@ use tq_wire::tls::TlsMaterial;
 
 use crate::store::LedgerStore;
 use tq_wire::durable::StoreError;
+use tq_wire::failpoint::{Failpoints, Point};
 
 /// What an operator asked for.
 #[derive(Debug)]
@@ -67,6 +69,11 @@ pub enum OperationError {
     /// The coordinator is stopping.
     #[error("the coordinator is stopping")]
     Stopped,
+    /// A ledger write this request needed failed: the request may or may not have taken
+    /// effect (poll the status once the coordinator is back), and the coordinator stops until
+    /// it is restarted (DESIGN §7).
+    #[error("the coordinator stopped: a ledger write failed (its log says why)")]
+    StoreFailed,
 }
 
 #[derive(Debug)]
@@ -155,6 +162,7 @@ pub(crate) struct Actor {
     /// The address book changed and is not pushed yet; pushed then ([`BOOK_GAP`]).
     book_changed: bool,
     book_pushed_at: Instant,
+    failpoints: Failpoints,
 }
 
 /// Room for a burst of operator calls and node answers; senders wait when it is full.
@@ -167,6 +175,7 @@ impl Actor {
         tls: TlsMaterial,
         started: Instant,
         log: Logger,
+        failpoints: Failpoints,
     ) -> (Actor, CoordinatorHandle) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let unix_ms = SystemTime::now()
@@ -196,6 +205,7 @@ impl Actor {
             books: BTreeMap::new(),
             book_changed: false,
             book_pushed_at: Instant::now(),
+            failpoints,
         };
         (actor, CoordinatorHandle { tx, status: status_rx, nodes: nodes_rx })
     }
@@ -254,7 +264,10 @@ impl Actor {
                 let res = self.operate(now, op);
                 let res = match res {
                     Ok(out) => {
-                        self.carry_out(out)?;
+                        if let Err(e) = self.carry_out(out) {
+                            let _ = reply.send(Err(OperationError::StoreFailed));
+                            return Err(e);
+                        }
                         let attempt = self.core.attempt_status();
                         Ok(attempt.map(|a| attempt_to_pb(&a, &self.clock)).unwrap_or_default())
                     }
@@ -280,8 +293,14 @@ impl Actor {
                 } else {
                     debug!(self.log, "answer"; "from" => %from, "answer" => summarize(&response));
                 }
+                let ack = matches!(response, Response::PrepareAck { .. });
                 let out = self.core.handle_response(now, &from, response);
                 self.carry_out(out)?;
+                if ack
+                    && self.core.attempt_status().is_some_and(|a| a.phase == PhaseStatus::Preparing)
+                {
+                    self.failpoints.kill_point(Point::CoordinatorMidPrepare);
+                }
             }
         }
         Ok(())
@@ -318,6 +337,9 @@ impl Actor {
                         return Err(e);
                     }
                     self.log_change(&change);
+                    if matches!(change, LedgerChange::Committed { .. }) {
+                        self.failpoints.kill_point(Point::CoordinatorAfterCommitDecision);
+                    }
                 }
                 CoordinatorOutput::Send { to, request } => self.send(to, request),
             }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tq_protocol::ClusterId;
 use tq_protocol::ThresholdPolicy;
 use tq_protocol::coordinator::{CommitPolicy, CoordinatorOptions, StaleOptions};
+use tq_wire::failpoint::Failpoints;
 use tq_wire::process::{ConfigError, LogConfig, ServiceConfig};
 use tq_wire::server::ServerLimits;
 use tq_wire::tls::TlsFiles;
@@ -33,6 +34,10 @@ pub struct CoordinatorConfig {
     /// Server limits.
     #[serde(default)]
     pub limits: ServerLimits,
+    /// Failpoints, for tests only: never read from the file (the binary arms them from
+    /// `TQ_FAILPOINTS`, a test hands its own).
+    #[serde(skip)]
+    pub failpoints: Failpoints,
 }
 
 /// Protocol tunables.
@@ -139,5 +144,8 @@ impl ServiceConfig for CoordinatorConfig {
     }
     fn check(&self) -> Result<(), ConfigError> {
         self.validate().map(|_| ())
+    }
+    fn failpoints_mut(&mut self) -> &mut Failpoints {
+        &mut self.failpoints
     }
 }

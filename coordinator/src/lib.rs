@@ -79,7 +79,8 @@ pub async fn run(
     let started = Instant::now();
     let (cluster, options) = config.validate()?;
     let tls = TlsMaterial::load(&config.tls, cluster, Some(&Peer::Coordinator))?;
-    let store = LedgerStore::open(&config.state_dir, &cluster)?;
+    let store =
+        LedgerStore::open(&config.state_dir, &cluster)?.with_failpoints(config.failpoints.clone());
     let ledger = store.ledger().clone();
     let (core, first) = Coordinator::restore(Time::ZERO, ledger, options)?;
     let latest = core.ledger().latest_committed();
@@ -91,7 +92,8 @@ pub async fn run(
     let listen = listener
         .local_addr()
         .map_err(|e| CoordinatorError::Bind { addr: config.listen, why: e.to_string() })?;
-    let (mut actor, handle) = Actor::new(core, store, tls.clone(), started, log.clone());
+    let (mut actor, handle) =
+        Actor::new(core, store, tls.clone(), started, log.clone(), config.failpoints.clone());
     actor.start(first)?;
     let (stop_actor, actor_stop) = oneshot::channel();
     let mut actor_task = tokio::spawn(actor.run(actor_stop));

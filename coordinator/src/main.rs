@@ -18,6 +18,10 @@ const _: () = assert!(
 ///
 /// Exit status: 0 after SIGINT/SIGTERM, 64 on a bad configuration or TLS file, 74 when the
 /// ledger will not open, fails its check, or a write fails; 1 otherwise.
+///
+/// For fault tests only, TQ_FAILPOINTS arms named failpoints (a crash or a failed write at a
+/// named place; the process logs a warning at start when any is armed, and exits 64 on a
+/// value that does not parse).
 #[derive(Parser)]
 #[command(name = "tq-coordinator", version)]
 struct Args {

@@ -40,7 +40,9 @@ impl ControlService {
             OperationError::Commit(c) => commit_error_to_status(c),
             OperationError::Abort(a) => abort_error_to_status(a),
             OperationError::Entropy(_) => Status::internal(e.to_string()),
-            OperationError::Stopped => Status::unavailable(e.to_string()),
+            OperationError::Stopped | OperationError::StoreFailed => {
+                Status::unavailable(e.to_string())
+            }
         })
     }
 }

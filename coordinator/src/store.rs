@@ -10,6 +10,7 @@ use sled::transaction::TransactionError;
 use tq_protocol::coordinator::{AbortReason, KnownNode, Ledger, LedgerChange};
 use tq_protocol::{ClusterId, Configuration, Digest, Epoch, NodeId};
 use tq_wire::durable::{Durable, StoreError};
+use tq_wire::failpoint::{Failpoints, Point};
 
 const FORMAT: u8 = 1;
 
@@ -49,6 +50,12 @@ impl LedgerStore {
         };
         s.mirror = s.read(*cluster)?;
         Ok(s)
+    }
+
+    /// Routes ledger writes through the `coordinator-persist` failpoint.
+    pub fn with_failpoints(mut self, failpoints: Failpoints) -> LedgerStore {
+        self.d = self.d.with_failpoint(failpoints, Point::CoordinatorPersist);
+        self
     }
 
     fn corrupt(&self, why: impl ToString) -> StoreError {
@@ -103,6 +110,7 @@ impl LedgerStore {
 
     /// Applies one change in one transaction and makes it durable.
     pub fn apply(&mut self, change: &LedgerChange) -> Result<(), StoreError> {
+        self.d.begin_write()?;
         let mut after = self.mirror.clone();
         after.apply(change);
         let res: Result<(), TransactionError<()>> =

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::peers::Peers;
 use crate::store::Store;
 use tq_wire::durable::StoreError;
+use tq_wire::failpoint::{Failpoints, Point};
 
 /// What the host can see of the unlocked secrets: epochs only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub(crate) enum Command {
     Request {
         caller: Peer,
         request: Request,
-        reply: oneshot::Sender<Response>,
+        reply: oneshot::Sender<Result<Response, Stopped>>,
     },
     PeerResponse {
         from: NodeId,
@@ -77,21 +78,28 @@ pub struct AgentHandle {
     unlocked: watch::Receiver<Unlocked>,
 }
 
-/// The actor stopped (its store failed, or the agent is shutting down).
-#[derive(Debug, thiserror::Error)]
-#[error("the agent has stopped")]
-pub struct Stopped;
+/// The actor stopped, or is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Stopped {
+    /// The agent is shutting down (or already stopped: the reason went to its log).
+    #[error("the agent is stopping")]
+    Stopping,
+    /// A durable write failed while this request was handled: nothing was answered, and the
+    /// agent stops until it is restarted (DESIGN §7).
+    #[error("the agent stopped: a durable write failed (its log says why)")]
+    StoreFailed,
+}
 
 impl AgentHandle {
     async fn send(&self, c: Command) -> Result<(), Stopped> {
-        self.tx.send(c).await.map_err(|_| Stopped)
+        self.tx.send(c).await.map_err(|_| Stopped::Stopping)
     }
 
     /// Handles a verified request; the answer comes after any state it depends on is durable.
     pub async fn request(&self, caller: Peer, request: Request) -> Result<Response, Stopped> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Request { caller, request, reply }).await?;
-        rx.await.map_err(|_| Stopped)
+        rx.await.map_err(|_| Stopped::Stopping)?
     }
 
     /// Starts unlocking (and keeps following new commits).
@@ -114,7 +122,7 @@ impl AgentHandle {
     ) -> Result<Result<DerivedKey, KeyError>, Stopped> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Derive { purpose, context, epoch, len, reply }).await?;
-        rx.await.map_err(|_| Stopped)
+        rx.await.map_err(|_| Stopped::Stopping)
     }
 
     /// Replaces the address book (the coordinator pushed it).
@@ -133,7 +141,7 @@ impl AgentHandle {
     pub async fn summary(&self) -> Result<NodeStatusReport, Stopped> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Summary(reply)).await?;
-        rx.await.map_err(|_| Stopped)
+        rx.await.map_err(|_| Stopped::Stopping)
     }
 
     /// Watches which epochs are unlocked.
@@ -152,7 +160,10 @@ pub(crate) struct Actor {
     rx: mpsc::Receiver<Command>,
     unlocked: watch::Sender<Unlocked>,
     /// The reply channel of the request being handled.
-    pending_reply: Option<oneshot::Sender<Response>>,
+    pending_reply: Option<oneshot::Sender<Result<Response, Stopped>>>,
+    /// The last epoch whose Prepare this agent acked (for the `agent-after-ack` failpoint).
+    acked: Option<Epoch>,
+    failpoints: Failpoints,
     /// Where peers' answers come back; weak, so the actor ends with its last handle.
     me: mpsc::WeakSender<Command>,
     alarms_logged: u64,
@@ -171,6 +182,7 @@ impl Actor {
         peers: Peers,
         started: Instant,
         log: Logger,
+        failpoints: Failpoints,
     ) -> (Actor, AgentHandle) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (unlocked_tx, unlocked_rx) = watch::channel(Unlocked::default());
@@ -184,6 +196,8 @@ impl Actor {
             rx,
             unlocked: unlocked_tx,
             pending_reply: None,
+            acked: None,
+            failpoints,
             me: tx.downgrade(),
             alarms_logged: 0,
             book_pushed: false,
@@ -235,6 +249,13 @@ impl Actor {
         match cmd {
             Command::Request { caller, request, reply } => {
                 debug!(self.log, "request"; "from" => %caller, "kind" => ?request.kind(), "epoch" => ?request.epoch());
+                // Only members whose ack the coordinator counted get a Commit (§6.4): its
+                // arrival is the proof that this agent's ack went out over the wire.
+                if let Request::Commit { epoch, .. } = &request
+                    && self.acked == Some(*epoch)
+                {
+                    self.failpoints.kill_point(Point::AgentAfterAck);
+                }
                 self.pending_reply = Some(reply);
                 let out = self.node.handle_request(now, &caller, request);
                 self.carry_out(out)?;
@@ -298,8 +319,13 @@ impl Actor {
                     let res = tokio::task::block_in_place(|| self.store.apply(&change));
                     if let Err(e) = res {
                         crit!(self.log, "durable write failed: stopping without answering"; "error" => %e);
-                        self.pending_reply = None;
+                        if let Some(reply) = self.pending_reply.take() {
+                            let _ = reply.send(Err(Stopped::StoreFailed));
+                        }
                         return Err(e);
+                    }
+                    if self.pending_reply.is_some() {
+                        self.failpoints.kill_point(Point::AgentAfterPersistBeforeAck);
                     }
                     self.log_change(&change);
                     if matches!(change, NodeChange::Expunged { .. }) {
@@ -311,8 +337,11 @@ impl Actor {
                     if let Response::Error { request, error, .. } = &resp {
                         info!(self.log, "refused"; "request" => ?request, "reason" => %error);
                     }
+                    if let Response::PrepareAck { epoch, .. } = &resp {
+                        self.acked = Some(*epoch);
+                    }
                     if let Some(reply) = self.pending_reply.take() {
-                        let _ = reply.send(resp);
+                        let _ = reply.send(Ok(resp));
                     }
                 }
                 NodeOutput::Send { to, request } => self.peers.send(to, request, self.me.clone()),

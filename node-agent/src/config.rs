@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tq_protocol::{ClusterId, NodeId};
+use tq_wire::failpoint::Failpoints;
 use tq_wire::process::{ConfigError, LogConfig, ServiceConfig};
 use tq_wire::server::ServerLimits;
 use tq_wire::tls::TlsFiles;
@@ -54,6 +55,10 @@ pub struct AgentConfig {
     /// Server limits.
     #[serde(default)]
     pub limits: ServerLimits,
+    /// Failpoints, for tests only: never read from the file (the binary arms them from
+    /// `TQ_FAILPOINTS`, a test hands its own).
+    #[serde(skip)]
+    pub failpoints: Failpoints,
 }
 
 /// A statically configured peer.
@@ -125,5 +130,8 @@ impl ServiceConfig for AgentConfig {
     }
     fn check(&self) -> Result<(), ConfigError> {
         self.validate().map(|_| ())
+    }
+    fn failpoints_mut(&mut self) -> &mut Failpoints {
+        &mut self.failpoints
     }
 }

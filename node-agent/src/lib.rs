@@ -85,7 +85,8 @@ pub async fn run(
     let id = config.validate()?;
     let log = log.new(o!("node" => id.node.to_string()));
     let tls = TlsMaterial::load(&config.tls, id.cluster, Some(&Peer::Node(id.node.clone())))?;
-    let store = Store::open(&config.state_dir, &id.cluster, &id.node)?;
+    let store = Store::open(&config.state_dir, &id.cluster, &id.node)?
+        .with_failpoints(config.failpoints.clone());
     let state = store.load()?;
     let book = store.address_book()?;
     let opts =
@@ -111,7 +112,8 @@ pub async fn run(
         .filter_map(|p| NodeId::new(p.node_id.as_str()).ok().map(|id| (id, p.address.clone())))
         .collect();
     let peers = peers::Peers::new(tls.clone(), configured, book, log.new(o!("part" => "peers")));
-    let (actor, handle) = Actor::new(id.cluster, node, store, peers, started, log.clone());
+    let (actor, handle) =
+        Actor::new(id.cluster, node, store, peers, started, log.clone(), config.failpoints.clone());
     let (stop_actor, actor_stop) = oneshot::channel();
     let mut actor_task = tokio::spawn(actor.run(actor_stop));
     // Both servers stop accepting and close their connections when this fires.

@@ -13,6 +13,7 @@ use tq_protocol::crypto::legacy::{LegacyPackage, LegacyShare};
 use tq_protocol::node::{NodeChange, NodeState};
 use tq_protocol::{ClusterId, Configuration, Digest, Epoch, NodeId, Share, ShareIndex, Threshold};
 use tq_wire::durable::{Durable, StoreError};
+use tq_wire::failpoint::{Failpoints, Point};
 use zeroize::Zeroizing;
 
 const FORMAT: u8 = 1;
@@ -46,6 +47,12 @@ impl Store {
             address_book: d.tree("address_book")?,
             d,
         })
+    }
+
+    /// Routes protocol writes through the `agent-persist` failpoint.
+    pub fn with_failpoints(mut self, failpoints: Failpoints) -> Store {
+        self.d = self.d.with_failpoint(failpoints, Point::AgentPersist);
+        self
     }
 
     fn write_err(&self, why: impl ToString) -> StoreError {
@@ -96,6 +103,7 @@ impl Store {
     /// Applies one change in one transaction and makes it durable. On error nothing may be
     /// acknowledged: the agent stops.
     pub fn apply(&self, change: &NodeChange) -> Result<(), StoreError> {
+        self.d.begin_write()?;
         // Keys to discard on commit are read first: the transaction API cannot scan, and the
         // agent is the only writer.
         let commit_epoch = match change {

@@ -64,7 +64,8 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Restart one process (coordinator or node-N) of a cluster started by `up`.
+    /// Restart one process (coordinator or node-N) of a cluster started by `up`. Set
+    /// TQ_FAILPOINTS (e.g. agent-after-ack=kill) to restart it with failpoints armed.
     Restart {
         /// The cluster's directory.
         dir: PathBuf,
@@ -85,7 +86,9 @@ enum Command {
     },
     /// A crash campaign: loop secret rotations on a local cluster while SIGKILLing the
     /// coordinator or an agent at random moments; after each restart check that no acked
-    /// commit was lost, no epoch's secret differs, and the cluster converges. The last line
+    /// commit was lost, no epoch's secret differs, and the cluster converges. With
+    /// --kill-points, each named failpoint strikes once instead (SIGKILL at a named place, or
+    /// a failed write) and the interrupted epoch must end as the protocol says. The last line
     /// of output is one JSON object; exit status 0 only if nothing was lost.
     Faults {
         /// How many processes to kill (one per round).
@@ -103,6 +106,9 @@ enum Command {
         /// Print only the JSON summary.
         #[arg(long)]
         json: bool,
+        /// Strike each named failpoint once (ignores --kills).
+        #[arg(long)]
+        kill_points: bool,
     },
     /// Benchmark a local cluster of real processes over loopback mTLS with real sled stores:
     /// secret rotation (warm, cold), unlock (warm, cold, N − K agents SIGSTOPped), status
@@ -180,8 +186,8 @@ fn main() -> ExitCode {
             report(runtime().and_then(|rt| rt.block_on(tq_testbed::up::up(&dir, nodes))))
         }
         Command::Restart { dir, name } => report(tq_testbed::up::restart(&dir, &name)),
-        Command::Faults { kills, seed, nodes, dir, json } => {
-            let args = tq_testbed::faults::FaultArgs { kills, seed, nodes, dir };
+        Command::Faults { kills, seed, nodes, dir, json, kill_points } => {
+            let args = tq_testbed::faults::FaultArgs { kills, seed, nodes, dir, kill_points };
             match runtime().and_then(|rt| rt.block_on(tq_testbed::faults::faults(&args))) {
                 Ok(summary) => {
                     if !json {

@@ -85,8 +85,13 @@ pub fn restart(dir: &Path, name: &str) -> Result<(), String> {
     if c.signal(name, nix::sys::signal::Signal::SIGTERM) {
         eprintln!("stopped {name}");
     }
-    let pid = c.start(name)?;
-    println!("{name} started (pid {pid})");
+    // Passed on only here, on purpose: arming a failpoint by hand is a restart away.
+    let failpoints = std::env::var(tq_wire::failpoint::ENV).ok().filter(|f| !f.is_empty());
+    let pid = c.start_with_failpoints(name, failpoints.as_deref())?;
+    match failpoints {
+        Some(f) => println!("{name} started (pid {pid}) with {}={f}", tq_wire::failpoint::ENV),
+        None => println!("{name} started (pid {pid})"),
+    }
     Ok(())
 }
 

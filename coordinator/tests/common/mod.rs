@@ -249,27 +249,27 @@ impl Cluster {
             protocol: self.protocol.clone(),
             log: LogConfig::default(),
             limits: ServerLimits::default(),
+            failpoints: Default::default(),
         }
     }
 
     /// Starts the coordinator (on its previous address if it ran before).
     pub(crate) async fn start_coordinator(&mut self) {
-        assert!(self.coordinator.is_none(), "the coordinator is already running");
-        let config = self.coordinator_config();
-        let log = self.log.new(o!("service" => "coordinator"));
-        let running = Running::start("coordinator", move |ready, shutdown| {
-            tq_coordinator::run(config, log, move |r| ready(r.listen), shutdown)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        self.coordinator_listen = Some(running.listen);
-        self.coordinator = Some(running);
+        self.try_start_coordinator().await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Starts the coordinator with its usual configuration; Err says why it did not start.
     pub(crate) async fn try_start_coordinator(&mut self) -> Result<(), String> {
-        assert!(self.coordinator.is_none(), "the coordinator is already running");
         let config = self.coordinator_config();
+        self.start_coordinator_with(config).await
+    }
+
+    /// Starts the coordinator with `config`; Err says why it did not start.
+    pub(crate) async fn start_coordinator_with(
+        &mut self,
+        config: CoordinatorConfig,
+    ) -> Result<(), String> {
+        assert!(self.coordinator.is_none(), "the coordinator is already running");
         let log = self.log.new(o!("service" => "coordinator"));
         let running = Running::start("coordinator", move |ready, shutdown| {
             tq_coordinator::run(config, log, move |r| ready(r.listen), shutdown)
@@ -316,6 +316,7 @@ impl Cluster {
             peers: Vec::new(),
             log: LogConfig::default(),
             limits: ServerLimits::default(),
+            failpoints: Default::default(),
         }
     }
 
@@ -662,6 +663,7 @@ use tq_protocol::{Configuration, NodeError, Share};
 
 mod damage;
 mod deal;
+mod failed;
 mod raw;
 mod untouched;
 
@@ -669,6 +671,8 @@ mod untouched;
 pub(crate) use damage::*;
 #[allow(unused_imports)] // each test binary uses part of the harness
 pub(crate) use deal::*;
+#[allow(unused_imports)] // each test binary uses part of the harness
+pub(crate) use failed::*;
 #[allow(unused_imports)] // each test binary uses part of the harness
 pub(crate) use raw::*;
 #[allow(unused_imports)] // each test binary uses part of the harness

@@ -10,11 +10,16 @@
 //! sled's (`tq-seal`). On open the store must hold the sealed write, or the one after it (a
 //! crash between the two fsyncs); anything older means durable writes were lost, and the
 //! store fails closed.
+//!
+//! A store's protocol writes start with [`Durable::begin_write`], where a storage failpoint
+//! (see [`crate::failpoint`]) can make the write fail through this same error path.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::failpoint::{Action, Failpoints, Point};
 
 /// A store that cannot be used: the service must not start (or must stop).
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +65,10 @@ pub struct Durable {
     seal: File,
     /// Writes made durable so far (what `meta/seq` and the seal hold).
     seq: AtomicU64,
+    /// The storage failpoint this store's writes pass, if any.
+    failpoint: Option<(Failpoints, Point)>,
+    /// A failpoint struck with `fsync-eio`: the next fsync of the data file fails.
+    fail_fsync: AtomicBool,
 }
 
 impl std::fmt::Debug for Durable {
@@ -106,7 +115,16 @@ impl Durable {
         };
         // Only in a directory that is ours (or new): nothing is added to anyone else's.
         let seal = open_seal(path).map_err(|e| open_err(format!("seal file: {e}")))?;
-        let d = Durable { path: path.into(), db, data_file, meta, seal, seq: AtomicU64::new(0) };
+        let d = Durable {
+            path: path.into(),
+            db,
+            data_file,
+            meta,
+            seal,
+            seq: AtomicU64::new(0),
+            failpoint: None,
+            fail_fsync: AtomicBool::new(false),
+        };
         if stamp {
             d.meta.insert("identity", identity).map_err(|e| open_err(e.to_string()))?;
             d.sync().map_err(|e| open_err(e.to_string()))?;
@@ -151,14 +169,43 @@ impl Durable {
             .map_err(|e| StoreError::Open { path: self.path.clone(), why: e.to_string() })
     }
 
-    /// Makes everything written so far durable, and seals it (see the module docs).
+    /// Routes this store's protocol writes through a storage failpoint.
+    pub fn with_failpoint(mut self, failpoints: Failpoints, point: Point) -> Durable {
+        self.failpoint = Some((failpoints, point));
+        self
+    }
+
+    /// Called before a protocol write touches sled: where an armed storage failpoint makes
+    /// the write fail (`enospc`, `eio`: nothing is written) or its fsync fail (`fsync-eio`).
+    pub fn begin_write(&self) -> Result<(), StoreError> {
+        let Some((fp, point)) = &self.failpoint else { return Ok(()) };
+        let errno = match fp.reached(*point) {
+            Some(Action::Enospc) => nix::errno::Errno::ENOSPC,
+            Some(Action::Eio) => nix::errno::Errno::EIO,
+            Some(Action::FsyncEio) => {
+                self.fail_fsync.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+            Some(Action::Kill) | None => return Ok(()),
+        };
+        let e = std::io::Error::from_raw_os_error(errno as i32);
+        Err(self.write_err(format!("sled write: {e}")))
+    }
+
+    /// Makes everything written so far durable, and seals it (see the module docs). A
+    /// failure names its step: what an operator reads first.
     pub fn sync(&self) -> Result<(), StoreError> {
         let next = self.seq.load(Ordering::SeqCst) + 1;
+        let failed = |step: &str, e: &dyn std::fmt::Display| self.write_err(format!("{step}: {e}"));
         // Written last, so that a log cut anywhere before the end loses it.
-        self.meta.insert(SEQ, &next.to_be_bytes()).map_err(|e| self.write_err(e))?;
-        self.db.flush().map_err(|e| self.write_err(e))?;
-        self.data_file.sync_all().map_err(|e| self.write_err(e))?;
-        write_seal(&self.seal, next).map_err(|e| self.write_err(e))?;
+        self.meta.insert(SEQ, &next.to_be_bytes()).map_err(|e| failed("sled insert", &e))?;
+        self.db.flush().map_err(|e| failed("sled flush", &e))?;
+        if self.fail_fsync.swap(false, Ordering::SeqCst) {
+            let eio = std::io::Error::from_raw_os_error(nix::errno::Errno::EIO as i32);
+            return Err(failed("fsync of the data file", &eio));
+        }
+        self.data_file.sync_all().map_err(|e| failed("fsync of the data file", &e))?;
+        write_seal(&self.seal, next).map_err(|e| failed("seal", &e))?;
         self.seq.store(next, Ordering::SeqCst);
         Ok(())
     }

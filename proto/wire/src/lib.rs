@@ -9,6 +9,7 @@
 pub mod client;
 pub mod convert;
 pub mod durable;
+pub mod failpoint;
 pub mod harden;
 pub mod identity;
 pub mod logging;

@@ -1,6 +1,7 @@
 //! What both service binaries do around their `run`: read the TOML file, apply flag
-//! overrides, harden the process, start logging and the runtime, stop on SIGINT/SIGTERM, and
-//! map failures to sysexits codes (64 bad configuration, 74 storage, 1 anything else).
+//! overrides, arm failpoints from `TQ_FAILPOINTS` (tests only), harden the process, start
+//! logging and the runtime, stop on SIGINT/SIGTERM, and map failures to sysexits codes (64
+//! bad configuration, 74 storage, 1 anything else).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use slog::Logger;
 
+use crate::failpoint::Failpoints;
 use crate::logging::{LogFormat, forward_tracing, logger, parse_level};
 
 /// Logging settings (`[log]`).
@@ -79,6 +81,8 @@ pub trait ServiceConfig: DeserializeOwned {
     fn log_mut(&mut self) -> &mut LogConfig;
     /// Checks every value (after the overrides).
     fn check(&self) -> Result<(), ConfigError>;
+    /// The failpoints the service is started with (never from the file: `TQ_FAILPOINTS`).
+    fn failpoints_mut(&mut self) -> &mut Failpoints;
 }
 
 /// The flags both services take besides `--config`.
@@ -152,9 +156,20 @@ where
         eprintln!("{name}: {e}");
         return ExitCode::from(64);
     }
+    match Failpoints::from_env() {
+        Ok(fp) => *config.failpoints_mut() = fp,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(64);
+        }
+    }
     let level = parse_level(&config.log_mut().level).unwrap_or(slog::Level::Info);
     let (log, guard) = logger(config.log_mut().format, level, name);
     forward_tracing(log.clone(), slog::Level::Warning.max(level));
+    if config.failpoints_mut().any_armed() {
+        slog::warn!(log, "FAILPOINTS ARMED: this process will crash or fail its writes on \
+            purpose; unset TQ_FAILPOINTS unless this is a test"; "failpoints" => %config.failpoints_mut());
+    }
     slog::info!(log, "process hardening"; "core_dumps_off" => hardening.core_dumps_off,
         "not_dumpable" => hardening.not_dumpable, "memory_locked" => hardening.memory_locked);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -2,9 +2,12 @@
 //! round starts a reconfiguration (a secret rotation with a random threshold), SIGKILLs the
 //! coordinator or an agent at a random moment of it, restarts the victim after a random
 //! pause, waits for the cluster to converge, and checks what users rely on (see `oracle`).
-//! Every random choice comes from `--seed`.
+//! With `--kill-points` the faults land at named places instead (see `points`). Every random
+//! choice comes from `--seed`.
 
 mod oracle;
+mod points;
+mod remains;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -35,6 +38,8 @@ pub struct FaultArgs {
     pub nodes: usize,
     /// Where the cluster lives (default: a temporary directory, removed when all is well).
     pub dir: Option<PathBuf>,
+    /// Each named failpoint once instead of `kills` random kills.
+    pub kill_points: bool,
 }
 
 struct Campaign {
@@ -43,6 +48,8 @@ struct Campaign {
     oracle: Oracle,
     members: Vec<String>,
     converge_ms: Vec<u64>,
+    /// Per failpoint, what happened (`--kill-points`).
+    points: Vec<Value>,
 }
 
 /// Runs the campaign; returns the summary (its `ok` field says whether everything held).
@@ -68,8 +75,9 @@ pub async fn faults(args: &FaultArgs) -> Result<Value, String> {
         oracle: Oracle::default(),
         members,
         converge_ms: Vec::new(),
+        points: Vec::new(),
     };
-    let res = k.run(args.kills).await;
+    let res = if args.kill_points { k.run_points().await } else { k.run(args.kills).await };
     k.c.stop_all();
     let (kills, by_victim, aborted, converged) = match &res {
         Ok(r) => (r.kills, r.by_victim, r.aborted, r.converged),
@@ -78,12 +86,13 @@ pub async fn faults(args: &FaultArgs) -> Result<Value, String> {
             (0, [0, 0], 0, false)
         }
     };
-    let ok = converged && k.oracle.acked_lost == 0 && k.oracle.double_commits == 0;
+    let points_ok = k.points.iter().all(|p| p["ok"] == true);
+    let ok = converged && points_ok && k.oracle.acked_lost == 0 && k.oracle.double_commits == 0;
     k.converge_ms.sort_unstable();
     let pct = |p: f64| {
         k.converge_ms.get(((k.converge_ms.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0)
     };
-    let summary = json!({
+    let mut summary = json!({
         "kills": kills,
         "coordinator_kills": by_victim[0],
         "agent_kills": by_victim[1],
@@ -101,6 +110,11 @@ pub async fn faults(args: &FaultArgs) -> Result<Value, String> {
         "ok": ok,
         "dir": if ok && temporary { Value::Null } else { json!(dir.display().to_string()) },
     });
+    if args.kill_points {
+        let storage = k.points.iter().filter(|p| p["fired"] == true && p["action"] != "kill");
+        summary["storage_faults"] = json!(storage.count());
+        summary["points"] = Value::Array(std::mem::take(&mut k.points));
+    }
     if ok && temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -115,13 +129,18 @@ struct Outcome {
 }
 
 impl Campaign {
-    async fn run(&mut self, kills: u64) -> Result<Outcome, String> {
+    /// Starts the cluster and commits its first configuration; false if it never settles.
+    async fn start(&mut self) -> Result<bool, String> {
         self.c.start_all(ENROLL_TIMEOUT).await?;
+        self.reconfigure(self.members.len() / 2 + 1).await?;
+        self.settle(0).await
+    }
+
+    async fn run(&mut self, kills: u64) -> Result<Outcome, String> {
         let n = self.members.len();
-        let mut out = Outcome { kills: 0, by_victim: [0, 0], aborted: 0, converged: true };
-        self.reconfigure(n / 2 + 1).await?;
-        if !self.settle(0).await? {
-            out.converged = false;
+        let converged = self.start().await?;
+        let mut out = Outcome { kills: 0, by_victim: [0, 0], aborted: 0, converged };
+        if !converged {
             return Ok(out);
         }
         let mut round = 0;
@@ -161,21 +180,35 @@ impl Campaign {
         Ok(out)
     }
 
-    async fn reconfigure(&mut self, k: usize) -> Result<(), String> {
+    async fn reconfigure(&mut self, k: usize) -> Result<pb::Attempt, String> {
         let mut client = control::operator(&self.c)?;
         let req = pb::ReconfigureRequest {
             members: self.members.clone(),
             threshold: k as u32,
             previous_epoch: self.oracle.latest(),
         };
-        client.reconfigure(req).await.map(drop).map_err(|s| format!("reconfigure: {}", s.message()))
+        client
+            .reconfigure(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| format!("reconfigure: {}", s.message()))
     }
 
     /// Waits until nothing is pending, every member has committed the latest epoch and none
     /// is stale; then checks the oracle and every member's keys. False if it never settles.
     async fn settle(&mut self, round: u64) -> Result<bool, String> {
         let start = Instant::now();
-        let status = loop {
+        let Some(status) = self.converged(round).await else { return Ok(false) };
+        self.converge_ms.push(start.elapsed().as_millis() as u64);
+        self.check(round, &status).await;
+        Ok(true)
+    }
+
+    /// Waits until nothing is pending, every member has committed the latest epoch and none
+    /// is stale (None, and a finding, after [`CONVERGE_TIMEOUT`]).
+    async fn converged(&mut self, round: u64) -> Option<pb::ClusterStatus> {
+        let start = Instant::now();
+        loop {
             if let Ok(s) = control::status(&self.c).await
                 && s.pending.is_none()
                 && s.latest_committed_epoch > 0
@@ -185,19 +218,22 @@ impl Campaign {
                         && m.committed_epoch == s.latest_committed_epoch
                 })
             {
-                break s;
+                return Some(s);
             }
             if start.elapsed() > CONVERGE_TIMEOUT {
                 self.oracle.findings.push(format!(
                     "round {round}: not converged after {CONVERGE_TIMEOUT:?}: {:?}",
                     control::status(&self.c).await.map(|s| s.members)
                 ));
-                return Ok(false);
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        self.converge_ms.push(start.elapsed().as_millis() as u64);
-        self.oracle.status(round, &status);
+        }
+    }
+
+    /// Checks a converged status against the oracle, and every member's keys.
+    async fn check(&mut self, round: u64, status: &pb::ClusterStatus) {
+        self.oracle.status(round, status);
         let latest = status.latest_committed_epoch;
         // The latest epoch, and one earlier epoch carried forward, on every member.
         let epochs = self.oracle.epochs();
@@ -222,6 +258,5 @@ impl Campaign {
                 }
             }
         }
-        Ok(true)
     }
 }

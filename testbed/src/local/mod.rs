@@ -20,7 +20,7 @@ pub mod process;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, ExitStatus};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -102,6 +102,7 @@ impl LocalCluster {
             protocol: Default::default(),
             log: LogConfig::default(),
             limits: Default::default(),
+            failpoints: Default::default(),
         };
         c.write_toml(&c.config_path(COORDINATOR), &coordinator)?;
         // The coordinator's address is not known until it runs: the cluster file and the
@@ -129,6 +130,7 @@ impl LocalCluster {
                 peers: Vec::new(),
                 log: LogConfig::default(),
                 limits: Default::default(),
+                failpoints: Default::default(),
             };
             c.write_toml(&c.config_path(name), &agent)?;
         }
@@ -189,7 +191,8 @@ impl LocalCluster {
     pub fn key_socket(&self, name: &str) -> PathBuf {
         self.dir.join("run").join(format!("{name}.sock"))
     }
-    fn state_dir(&self, name: &str) -> PathBuf {
+    /// A process's state directory (its sled store).
+    pub fn state_dir(&self, name: &str) -> PathBuf {
         self.dir.join("state").join(name)
     }
     /// A sibling binary (`tqctl`, …).
@@ -273,6 +276,15 @@ impl LocalCluster {
     /// Starts one process (`coordinator` or `node-N`) and waits until it listens. Returns
     /// its PID. A process already running under that name is an error.
     pub fn start(&self, name: &str) -> Result<u32, String> {
+        self.start_with_failpoints(name, None)
+    }
+
+    /// [`LocalCluster::start`] with `TQ_FAILPOINTS` set to `failpoints`.
+    pub fn start_with_failpoints(
+        &self,
+        name: &str,
+        failpoints: Option<&str>,
+    ) -> Result<u32, String> {
         if let Some(pid) = process::live_pid(&self.pid_file(name)) {
             return Err(format!("{name} is already running (pid {pid})"));
         }
@@ -286,7 +298,7 @@ impl LocalCluster {
         let ready = self.ready_file(name);
         let log = self.log_path(name);
         let config = self.config_path(name);
-        let mut child = process::spawn(&self.bin(binary), &config, &ready, &log)?;
+        let mut child = process::spawn(&self.bin(binary), &config, &ready, &log, failpoints)?;
         let pid = child.id();
         write(&self.pid_file(name), format!("{pid}\n").as_bytes(), 0o644)
             .map_err(|e| e.to_string())?;
@@ -350,6 +362,15 @@ impl LocalCluster {
         for name in self.nodes.iter().map(NodeId::as_str).chain([COORDINATOR]) {
             let _ = std::fs::remove_file(self.pid_file(name));
         }
+    }
+
+    /// How a process this program started ended, once it has (None while it runs, or if it
+    /// was not started here). Does not wait.
+    pub fn exited(&self, name: &str) -> Option<ExitStatus> {
+        let mut children = self.children.lock().ok()?;
+        let status = children.get_mut(name)?.try_wait().ok()??;
+        children.remove(name);
+        Some(status)
     }
 
     /// Collects the processes this program started that have exited: (name, how).

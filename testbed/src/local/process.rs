@@ -34,11 +34,18 @@ pub fn bin_dir() -> Result<PathBuf, String> {
 }
 
 /// Spawns `binary --config config --ready-file ready`, output appended to `log`, in its own
-/// process group (a terminal's Ctrl-C reaches the supervisor, which stops it in order).
-pub fn spawn(binary: &Path, config: &Path, ready: &Path, log: &Path) -> Result<Child, String> {
+/// process group (a terminal's Ctrl-C reaches the supervisor, which stops it in order), with
+/// `TQ_FAILPOINTS` set to `failpoints` or else unset (never inherited by accident).
+pub fn spawn(
+    binary: &Path,
+    config: &Path,
+    ready: &Path,
+    log: &Path,
+    failpoints: Option<&str>,
+) -> Result<Child, String> {
     let args =
         [OsStr::new("--config"), config.as_os_str(), OsStr::new("--ready-file"), ready.as_os_str()];
-    spawn_with(binary, &args, &[ready], log)
+    spawn_with(binary, &args, &[ready], log, failpoints)
 }
 
 /// Spawns `tq-testbed agent-host` for several agents (configuration, ready file) at once.
@@ -57,7 +64,7 @@ pub fn spawn_host(
         ]);
     }
     let readies: Vec<&Path> = agents.iter().map(|(_, r)| r.as_path()).collect();
-    spawn_with(testbed, &args, &readies, log)
+    spawn_with(testbed, &args, &readies, log, None)
 }
 
 fn spawn_with(
@@ -65,6 +72,7 @@ fn spawn_with(
     args: &[&OsStr],
     readies: &[&Path],
     log: &Path,
+    failpoints: Option<&str>,
 ) -> Result<Child, String> {
     for r in readies {
         let _ = std::fs::remove_file(r);
@@ -75,8 +83,12 @@ fn spawn_with(
         .open(log)
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    Command::new(binary)
-        .args(args)
+    let mut cmd = Command::new(binary);
+    cmd.env_remove(tq_wire::failpoint::ENV);
+    if let Some(spec) = failpoints {
+        cmd.env(tq_wire::failpoint::ENV, spec);
+    }
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
