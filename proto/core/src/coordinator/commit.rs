@@ -186,6 +186,8 @@ impl Coordinator {
         a.phase = Phase::Committing { config: config.clone() };
         self.persist(LedgerChange::Committed { config, by_operator }, out);
         self.reconcile_now(now, out);
+        // A new latest epoch can make members lag at once.
+        self.refresh_staleness(now);
     }
 
     pub(super) fn on_committed(&mut self, now: Time, from: &NodeId, epoch: Epoch) {
@@ -193,7 +195,11 @@ impl Coordinator {
         // committed epoch like a status report, so a later report of an older one is a
         // rollback (§6.11) even if no status poll came in between.
         let t = self.trackers.entry(from.clone()).or_default();
-        t.max_committed = t.max_committed.max(Some(epoch));
+        if t.max_committed < Some(epoch) {
+            t.max_committed = Some(epoch);
+            // Status shows it (§8), whether or not the epoch is the attempt's.
+            self.changed();
+        }
         let Some(a) = self.attempt.as_mut().filter(|a| a.epoch == epoch) else { return };
         if !matches!(a.phase, Phase::Committing { .. }) {
             return;
@@ -291,10 +297,12 @@ impl Coordinator {
             let (e, digest) = (*e, config.digest());
             self.commit_now(now, from, e, digest, out);
         }
-        // Not prepared: it needs the whole configuration.
+        // Not prepared: it needs the whole configuration (if it is a member at all: only a
+        // member was sent the Commit).
         if request == RequestKind::Commit
             && matches!(error, NodeError::NotPrepared(_))
-            && let Some(config) = self.ledger.latest.clone().filter(|c| Some(c.epoch()) == epoch)
+            && let Some(config) =
+                self.ledger.latest.clone().filter(|c| Some(c.epoch()) == epoch && c.is_member(from))
         {
             out.push(CoordinatorOutput::Send {
                 to: from.clone(),

@@ -206,9 +206,9 @@ pub struct Coordinator {
     alarms: Alarms,
     version: u64,
     last_poll: Option<Time>,
-    /// Who was stale at the last tick: staleness changes with time alone, and every change
-    /// must move the status version (§8).
-    last_stale: BTreeSet<NodeId>,
+    /// Who was stale when last looked at, and why (the reason's name, as status shows it):
+    /// staleness changes with time alone, and every change must move the status version (§8).
+    last_stale: BTreeMap<NodeId, &'static str>,
     #[cfg(feature = "danger-inject-bugs")]
     bug: Option<crate::bugs::CoordinatorBug>,
 }
@@ -232,7 +232,7 @@ impl Coordinator {
             alarms: Alarms::default(),
             version: 1,
             last_poll: None,
-            last_stale: BTreeSet::new(),
+            last_stale: BTreeMap::new(),
             #[cfg(feature = "danger-inject-bugs")]
             bug: None,
         };
@@ -300,8 +300,12 @@ impl Coordinator {
         }
         let known = self.ledger.known.get(&node);
         if known.is_none_or(|k| k.address != address || k.fresh != fresh) {
-            self.persist(LedgerChange::NodeEnrolled { node, address, fresh }, &mut out);
+            self.persist(
+                LedgerChange::NodeEnrolled { node: node.clone(), address, fresh },
+                &mut out,
+            );
         }
+        self.refresh_stale(now, &node);
         out
     }
 
@@ -341,6 +345,7 @@ impl Coordinator {
                 self.on_refusal(now, from, request, epoch, error, &mut out)
             }
         }
+        self.refresh_stale(now, from);
         out
     }
 
@@ -357,12 +362,7 @@ impl Coordinator {
             }
         }
         self.observe_lag(now);
-        let stale: BTreeSet<NodeId> =
-            self.watched().into_iter().filter(|id| self.is_stale(now, id)).collect();
-        if stale != self.last_stale {
-            self.last_stale = stale;
-            self.changed();
-        }
+        self.refresh_staleness(now);
         out
     }
 
@@ -376,6 +376,46 @@ impl Coordinator {
             ids.extend(a.members.iter().cloned());
         }
         ids
+    }
+
+    /// Re-evaluates who is stale and why: after time passed, and after a commit (which can
+    /// make members lag). The status shows it at once, so a change moves the version (§8).
+    pub(super) fn refresh_staleness(&mut self, now: Time) {
+        let stale: BTreeMap<NodeId, &'static str> = self
+            .watched()
+            .into_iter()
+            .filter_map(|id| self.stale_reason(now, &id).map(|r| (id, r)))
+            .collect();
+        if stale != self.last_stale {
+            self.last_stale = stale;
+            self.changed();
+        }
+    }
+
+    /// Re-evaluates one node's staleness after hearing from it: without time passing it can
+    /// become fresh, or stale for another reason (its report). The status shows that at
+    /// once, so the version must move at once (§8), and the next tick must compare against
+    /// it.
+    fn refresh_stale(&mut self, now: Time, id: &NodeId) {
+        let watched = self.ledger.known.contains_key(id)
+            || self.ledger.latest.as_ref().is_some_and(|c| c.is_member(id))
+            || self.attempt.as_ref().is_some_and(|a| a.members.contains(id));
+        let reason = if watched { self.stale_reason(now, id) } else { None };
+        if reason != self.last_stale.get(id).copied() {
+            match reason {
+                Some(r) => self.last_stale.insert(id.clone(), r),
+                None => self.last_stale.remove(id),
+            };
+            self.changed();
+        }
+    }
+
+    /// The name of the reason `id` is stale, as status shows it (§6.11).
+    fn stale_reason(&self, now: Time, id: &NodeId) -> Option<&'static str> {
+        let t = self.trackers.get(id)?;
+        let reason =
+            t.stale(now, self.origin, self.ledger.latest_committed(), &self.options.stale)?;
+        Some(reason.as_str())
     }
 
     fn observe_lag(&mut self, now: Time) {

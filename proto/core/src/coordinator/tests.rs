@@ -8,7 +8,7 @@ use super::*;
 use crate::crypto::legacy;
 use crate::node::{Node, NodeOptions, NodeOutput, NodeState};
 use crate::testutil::{CLUSTER, e, id};
-use crate::{QuorumError, Secret};
+use crate::{NodeError, QuorumError, RequestKind, Secret};
 use rand_core::SeedableRng;
 
 const FIVE: [&str; 5] = ["a", "b", "c", "d", "e"];
@@ -359,6 +359,126 @@ fn manual_commit_needs_k_acks_section_6_4() {
         out[0],
         CoordinatorOutput::Persist(LedgerChange::Committed { by_operator: true, .. })
     ));
+}
+
+/// Found by the `coordinator_messages` fuzz target: a commit ack for an epoch that is not
+/// the attempt's (here after a restart, from a member catching up) raised the member's
+/// committed epoch in status without moving the status version.
+#[test]
+fn a_commit_ack_moves_the_status_version_section_8() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.reconfigure(&FIVE, 3, 1);
+    let (mut c, out) =
+        Coordinator::restore(cl.now, cl.c.ledger().clone(), CoordinatorOptions::default()).unwrap();
+    assert!(out.is_empty());
+    let v = c.status_version();
+    c.handle_response(cl.now, &id("a"), Response::CommitAck { epoch: e(1) });
+    assert!(c.status_version() > v, "the status changed: its version must move");
+    let a = c.status(cl.now).members.into_iter().find(|m| m.node_id == id("a")).unwrap();
+    assert_eq!(a.committed_epoch, Some(e(1)));
+}
+
+/// Epoch 1 committed while "e" was down, and "e" silent for 40 s since: stale for no
+/// contact, and lagging for longer than `lag_grace`.
+fn cluster_with_e_silent() -> Cluster {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.down.insert(id("e"));
+    cl.reconfigure(&FIVE, 3, 1);
+    for _ in 0..20 {
+        cl.tick(Duration::from_secs(2));
+    }
+    cl
+}
+
+/// Why `who` is stale, as status shows it.
+fn stale_reason(cl: &Cluster, who: &str) -> Option<&'static str> {
+    let m = cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id(who)).unwrap();
+    m.stale.map(|r| r.as_str())
+}
+
+/// Found by the `coordinator_messages` fuzz target: a stale node that answered between ticks
+/// showed as fresh without a new status version, and when it fell silent again the next
+/// tick compared against the old stale set and did not move the version either, so a
+/// conditional poll kept seeing it fresh.
+#[test]
+fn staleness_seen_between_ticks_moves_the_status_version_section_8() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.reconfigure(&FIVE, 3, 1);
+    cl.down.insert(id("a"));
+    for _ in 0..8 {
+        cl.tick(Duration::from_secs(2));
+    }
+    assert_eq!(stale_reason(&cl, "a"), Some("no_contact"));
+    // An answer that changes nothing but the contact time.
+    let v = cl.c.status_version();
+    cl.c.handle_response(cl.now, &id("a"), Response::CatchingUp { epoch: e(1) });
+    assert_eq!(stale_reason(&cl, "a"), None);
+    assert!(cl.c.status_version() > v, "the node became fresh: the version must move");
+    loop {
+        let v = cl.c.status_version();
+        cl.tick(Duration::from_secs(2));
+        if stale_reason(&cl, "a").is_some() {
+            assert!(cl.c.status_version() > v, "stale again: the version must move");
+            break;
+        }
+    }
+}
+
+/// Found by the `coordinator_messages` fuzz target, with the test above: a node's stale
+/// reason could change (no contact → lagging) under one version.
+#[test]
+fn a_new_stale_reason_moves_the_status_version_section_8() {
+    let mut cl = cluster_with_e_silent();
+    assert_eq!(stale_reason(&cl, "e"), Some("no_contact"));
+    let v = cl.c.status_version();
+    let report = cl.nodes[&id("e")].status();
+    cl.c.handle_response(cl.now, &id("e"), Response::Status(report));
+    assert_eq!(stale_reason(&cl, "e"), Some("lagging"), "heard from, but still behind");
+    assert!(cl.c.status_version() > v, "the reason changed: the version must move");
+}
+
+/// Found by the `coordinator_messages` fuzz target, with the tests above: a commit that left
+/// out a member whose lag clock was still running showed it lagging at once, but the next
+/// tick compared against staleness from before the commit and did not move the version
+/// when it stopped lagging.
+#[test]
+fn staleness_after_a_commit_moves_the_status_version_section_8() {
+    let mut cl = cluster_with_e_silent();
+    // Back: it catches up to epoch 1 and reports it, but its lag clock runs until a tick.
+    cl.down.clear();
+    cl.tick(Duration::from_secs(2));
+    assert_eq!(stale_reason(&cl, "e"), None);
+    cl.reconfigure(&["a", "b", "c", "d"], 3, 2);
+    assert_eq!(stale_reason(&cl, "e"), Some("lagging"));
+    let v = cl.c.status_version();
+    // Too soon for polls or retries: only the lag clock moves.
+    cl.tick(Duration::from_millis(1));
+    assert_eq!(stale_reason(&cl, "e"), None, "left out of the latest epoch, it no longer lags");
+    assert!(cl.c.status_version() > v, "the status changed: its version must move");
+}
+
+/// Found by the `coordinator_messages` fuzz target: a NotPrepared refusal of a Commit that
+/// was never sent, from a node outside the committed epoch, was answered with a
+/// PrepareAndCommit to that node (§6.4 sends them only to members).
+#[test]
+fn not_prepared_from_a_non_member_sends_nothing_section_6_4() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.reconfigure(&["a", "b", "c", "d"], 3, 1);
+    let refusal = || Response::Error {
+        request: RequestKind::Commit,
+        epoch: Some(e(1)),
+        error: NodeError::NotPrepared(e(1)),
+    };
+    let out = cl.c.handle_response(cl.now, &id("e"), refusal());
+    assert!(out.is_empty(), "{out:?}");
+    let out = cl.c.handle_response(cl.now, &id("a"), refusal());
+    assert!(
+        matches!(
+            &out[..],
+            [CoordinatorOutput::Send { to, request: Request::PrepareAndCommit { .. } }] if *to == id("a")
+        ),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -60,6 +60,10 @@ pub enum SharingError {
     /// Two shares with the same x.
     #[error("two shares have index {0}")]
     DuplicateIndex(u16),
+    /// A share at the x being computed was given: after shifting x by it, that share sits
+    /// at x = 0, which is never a share (§5).
+    #[error("a share with index {0}, the index being computed, was given")]
+    TargetIndexGiven(u16),
 }
 
 impl Commitments {
@@ -236,6 +240,9 @@ fn interpolate(
         if !seen.insert(s.index()) {
             return Err(SharingError::DuplicateIndex(s.index().get()));
         }
+        if s.index().scalar() == at {
+            return Err(SharingError::TargetIndexGiven(s.index().get()));
+        }
     }
     let mut shifted: Vec<VShare> = chosen
         .iter()
@@ -247,7 +254,7 @@ fn interpolate(
         .collect();
     let res = shifted.combine();
     shifted.iter_mut().for_each(|v| v.value.0.zeroize());
-    // Indices are distinct, non-zero and at most 1024 while `at` is 0 or another index, so
+    // Indices are distinct, non-zero, at most 1024 and none is `at` (checked above), so
     // every shifted identifier is non-zero and distinct: vsss-rs cannot refuse.
     let mut y = res.unwrap_or_else(|_| unreachable_split());
     let out = Zeroizing::new(y.0);
@@ -363,6 +370,24 @@ mod tests {
         assert!(verify_share(&moved, &d.commitments).is_err());
         let wrong = Secret::from_bytes(&mut [1; 32]);
         assert_eq!(check_secret(&wrong, &d.commitments), Err(SharingError::SecretMismatch));
+    }
+
+    /// Found by the `share_combine` fuzz target: a share at the index being computed became
+    /// x = 0 after the shift, and vsss-rs's refusal was treated as unreachable (a panic).
+    #[test]
+    fn interpolating_at_a_given_index_is_refused_section_5() {
+        let mut r = rng(6);
+        let k = Threshold::new(2, 3).unwrap();
+        let d = deal(&random_secret(&mut r), k, 3, &mut r);
+        let given = [&d.shares[0], &d.shares[2]];
+        for x in [1, 3] {
+            assert_eq!(
+                interpolate_share(&given, k, ShareIndex::new(x).unwrap()).err(),
+                Some(SharingError::TargetIndexGiven(x as u16))
+            );
+        }
+        let mine = interpolate_share(&given, k, ShareIndex::new(2).unwrap()).unwrap();
+        assert!(mine.ct_eq(&d.shares[1]));
     }
 
     #[test]

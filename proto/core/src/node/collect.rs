@@ -131,6 +131,10 @@ impl Node {
         share: Share,
         out: &mut Vec<NodeOutput>,
     ) {
+        // A node never asks itself; a share "from itself" would stand in for a peer's.
+        if *from == self.id {
+            return;
+        }
         let Some(c) = self.collection.as_ref().filter(|c| c.epoch() == epoch) else { return };
         let config = c.config.clone();
         if digest != config.digest() {

@@ -328,6 +328,26 @@ fn prepare_and_commit_catches_up_from_peers_section_6_5() {
     assert!(e_node.state().shares[&e(1)].ct_eq(&d.shares[&id("e")]));
 }
 
+/// The `share_combine` fuzz target found that interpolating at the x of a given share
+/// panicked. In a catching-up node such a share can only come as an answer claiming to be
+/// from the node itself; a node never asks itself, so that answer is ignored.
+#[test]
+fn catch_up_ignores_a_share_from_itself_section_6_5() {
+    let d = dealt(1, None, &FIVE, 3, &SecretHistory::default(), 1);
+    let mut n = node("e");
+    let req = Request::PrepareAndCommit { config: d.config.clone() };
+    n.handle_request(T0, &Peer::Coordinator, req);
+    let share =
+        |who: &str| Response::Share { epoch: e(1), digest: d.config.digest(), share: d.share(who) };
+    assert!(n.handle_response(T0, &id("e"), share("e")).is_empty(), "its own share is ignored");
+    assert!(n.handle_response(T0, &id("a"), share("a")).is_empty());
+    assert!(n.handle_response(T0, &id("b"), share("b")).is_empty(), "two of the three needed");
+    let out = n.handle_response(T0, &id("c"), share("c"));
+    assert!(matches!(out[0], NodeOutput::Persist(NodeChange::CaughtUp { .. })), "{out:?}");
+    assert!(n.state().shares[&e(1)].ct_eq(&d.shares[&id("e")]));
+    assert_eq!(n.alarms().total(), 0);
+}
+
 #[test]
 fn unlock_rebuilds_every_secret_section_6_7() {
     let d1 = dealt(1, None, &FIVE, 3, &SecretHistory::default(), 1);

@@ -51,6 +51,14 @@ pub enum WireError {
         /// Why.
         error: NodeIdError,
     },
+    /// A node listed twice where each may appear once.
+    #[error("{field}: node {node} is listed twice")]
+    Duplicate {
+        /// The field.
+        field: &'static str,
+        /// The node.
+        node: tq_protocol::NodeId,
+    },
     /// A configuration that breaks DESIGN §4.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),

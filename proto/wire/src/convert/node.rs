@@ -1,5 +1,7 @@
 //! Node-agent requests and responses.
 
+use std::collections::BTreeMap;
+
 use tonic::Status;
 use tq_protocol::crypto::legacy::{LegacyPackage, LegacyShare};
 use tq_protocol::{Digest, Epoch, NodeStatusReport, Request, RequestKind, Response, Threshold};
@@ -147,18 +149,18 @@ pub fn legacy_to_pb(p: &LegacyPackage) -> pb::LegacyPackage {
     }
 }
 
-/// A wire legacy package, validated.
+/// A wire legacy package, validated: each member listed once, 2 ≤ K < N (DESIGN §4).
 pub fn legacy_from_pb(p: &pb::LegacyPackage) -> Result<LegacyPackage, WireError> {
-    let digests = p
-        .digests
-        .iter()
-        .map(|d| {
-            Ok((node_id("legacy digest node_id", &d.node_id)?, digest("legacy digest", &d.digest)?))
-        })
-        .collect::<Result<_, WireError>>()?;
-    let n = p.digests.len();
-    let threshold =
-        Threshold::new(p.threshold as usize, n).map_err(tq_protocol::config::ConfigError::from)?;
+    let mut digests = BTreeMap::new();
+    for d in &p.digests {
+        let node = node_id("legacy digest node_id", &d.node_id)?;
+        let digest = digest("legacy digest", &d.digest)?;
+        if digests.insert(node.clone(), digest).is_some() {
+            return Err(WireError::Duplicate { field: "legacy digests", node });
+        }
+    }
+    let threshold = Threshold::new(p.threshold as usize, digests.len())
+        .map_err(tq_protocol::config::ConfigError::from)?;
     Ok(LegacyPackage { threshold, share: LegacyShare::from_bytes(&p.share)?, digests })
 }
 
@@ -247,4 +249,38 @@ pub fn response_from_rpc(
         })
     })();
     converted.map_err(|e| Status::invalid_argument(format!("malformed answer: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tq_protocol::quorum::QuorumError;
+
+    fn package(names: &[&str], threshold: u32) -> pb::LegacyPackage {
+        pb::LegacyPackage {
+            threshold,
+            share: [&[1u8][..], &[9; 32]].concat(),
+            digests: names
+                .iter()
+                .map(|n| pb::LegacyDigest { node_id: (*n).into(), digest: vec![3; 32] })
+                .collect(),
+        }
+    }
+
+    /// Found by the `wire_decode` fuzz target: a member listed twice counted twice towards
+    /// N, so K = 2 passed with two distinct members, and the second digest silently replaced
+    /// the first (DESIGN §4: 2 ≤ K < N; §6.10: each member's digest is known).
+    #[test]
+    fn legacy_package_lists_each_member_once_section_4() {
+        assert!(legacy_from_pb(&package(&["n0", "n1", "n2"], 2)).is_ok());
+        let dup = node_id("n", "n1").unwrap();
+        assert_eq!(
+            legacy_from_pb(&package(&["n0", "n1", "n1"], 2)).err(),
+            Some(WireError::Duplicate { field: "legacy digests", node: dup })
+        );
+        assert_eq!(
+            legacy_from_pb(&package(&["n0", "n1"], 2)).err(),
+            Some(WireError::Config(QuorumError::Members(2).into()))
+        );
+    }
 }
