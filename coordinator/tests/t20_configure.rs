@@ -125,3 +125,36 @@ async fn reconfiguration_adds_and_removes_members_and_carries_prior_secrets() {
     assert!(back.message().contains("n1"), "{back:?}");
     c.shutdown().await;
 }
+
+/// §6.7: a host asking for the keys of an epoch its node has just committed gets them at
+/// once, even while the node's re-key is deferred (`rekey_delay`): the request starts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_of_a_just_committed_epoch_is_served_during_the_deferred_rekey() {
+    let mut c = Cluster::new("rekey-on-demand", 3);
+    c.start_coordinator().await;
+    for n in c.nodes() {
+        let mut config = c.agent_config(&n);
+        config.rekey_delay = std::time::Duration::from_secs(30);
+        c.start_agent_with(&n, config).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let members = c.nodes();
+    c.wait_enrolled(&members).await;
+    c.reconfigure(&members, 2, 0).await.expect("initial configuration accepted");
+    c.wait_committed(1, &members).await;
+    let first = c.same_key_everywhere(&members, 1).await;
+
+    c.reconfigure(&members, 2, 1).await.expect("rotation accepted");
+    c.wait_committed(2, &members).await;
+    let mut keys = c.keys(&node(1)).await;
+    let latest = derive(&mut keys, 0).await.expect("derive the latest unlocked");
+    assert_eq!(latest.epoch, 1, "the re-key waits 30 s, so epoch 1 is still the latest held");
+    let started = std::time::Instant::now();
+    let k2 = derive(&mut keys, 2).await.expect("epoch 2 is committed: its key is served");
+    assert_eq!(k2.epoch, 2);
+    assert!(started.elapsed().as_secs() < 10, "it did not wait out the 30 s delay");
+    assert_ne!(k2.key, first, "a rotation gives a new secret");
+    assert_eq!(c.same_key_everywhere(&members, 2).await, k2.key, "every member agrees");
+    let beyond = derive(&mut keys, 3).await.expect_err("epoch 3 was never committed");
+    assert_eq!(beyond.code(), tonic::Code::NotFound, "{beyond:?}");
+    c.shutdown().await;
+}

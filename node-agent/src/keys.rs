@@ -29,6 +29,27 @@ fn stopped<T>(_: T) -> Status {
     Status::unavailable("the agent is stopping")
 }
 
+/// How long a key request waits for the re-key of an epoch this node has committed.
+const REKEY_WAIT: Duration = Duration::from_secs(10);
+
+impl KeyService {
+    /// Epoch `n` is committed here but its secret is not rebuilt yet: the re-key that follows
+    /// every commit is deferred (`rekey_delay`) and may still be waiting. A host that was told
+    /// of the commit and asks for its keys should get them, so start the re-key now and wait
+    /// for it. Returns whether `n` is held now.
+    async fn rekeyed(&self, n: u64) -> Result<bool, Status> {
+        let mut rx = self.0.unlocked();
+        let ahead = rx.borrow().latest.is_some_and(|l| l.get() < n);
+        let committed = self.0.summary().await.map_err(stopped)?.committed.map(|c| c.0.get());
+        if !ahead || committed.is_none_or(|c| c < n) {
+            return Ok(false);
+        }
+        self.0.unlock().await.map_err(stopped)?;
+        let held = rx.wait_for(|u| u.epochs.iter().any(|e| e.get() == n));
+        Ok(tokio::time::timeout(REKEY_WAIT, held).await.is_ok_and(|r| r.is_ok()))
+    }
+}
+
 #[tonic::async_trait]
 impl LocalKeys for KeyService {
     async fn derive_key(
@@ -43,7 +64,13 @@ impl LocalKeys for KeyService {
             )));
         }
         let epoch = (r.epoch != 0).then_some(r.epoch);
-        match self.0.derive(r.purpose, r.context, epoch, len).await.map_err(stopped)? {
+        let mut res = self.0.derive(r.purpose.clone(), r.context.clone(), epoch, len).await;
+        if let (Ok(Err(KeyError::UnknownEpoch(n))), Some(_)) = (&res, epoch)
+            && self.rekeyed(*n).await?
+        {
+            res = self.0.derive(r.purpose, r.context, epoch, len).await;
+        }
+        match res.map_err(stopped)? {
             Ok((e, key)) => {
                 Ok(Response::new(pb::DeriveKeyResponse { epoch: e.get(), key: key.to_vec() }))
             }
