@@ -219,6 +219,11 @@ impl Actor {
     pub(crate) fn start(&mut self, first: Vec<CoordinatorOutput>) -> Result<(), StoreError> {
         self.carry_out(first)?;
         self.publish(true);
+        // A push lost with the previous process (killed inside BOOK_GAP, or before the
+        // delivery got through) would leave an agent without a peer's address until some
+        // other node moves: agents enroll only when they start, not when we do (§6.13).
+        self.book_changed = !self.core.ledger().known.is_empty();
+        self.book_pushed_at = Instant::now().checked_sub(BOOK_GAP).unwrap_or_else(Instant::now);
         Ok(())
     }
 
