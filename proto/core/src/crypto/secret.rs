@@ -19,6 +19,7 @@ impl Secret {
     pub fn from_bytes(bytes: &mut [u8; 32]) -> Self {
         let s = Secret(Box::new(Zeroizing::new(*bytes)));
         bytes.zeroize();
+        record(Kind::Secret, s.expose());
         s
     }
 
