@@ -13,6 +13,14 @@ const _: () = assert!(
     "tq-agent must not be built with danger-inject-bugs"
 );
 
+// Debug builds may carry the secret recorder (`cargo nextest run --workspace` unifies the
+// test harness's features into them); it records nothing unless a harness switches it on.
+// A release build must not carry it at all.
+const _: () = assert!(
+    !(tq_protocol::DANGER_RECORD_SECRETS_COMPILED && !cfg!(debug_assertions)),
+    "tq-agent must not be built in release with danger-record-secrets"
+);
+
 /// The tq node agent: holds this machine's share of the cluster secret, answers the
 /// coordinator and its peers over mTLS, and serves derived keys on a local Unix socket.
 ///

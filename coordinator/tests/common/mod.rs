@@ -4,8 +4,10 @@
 //! every listener on 127.0.0.1 (port 0 the first time; a restarted service takes its old
 //! port back, as a real machine would, so address books stay valid).
 //!
-//! Set `TQ_IT_LOG=debug` (or another level) to see the services' logs, and `TQ_IT_KEEP=1` to
-//! keep the temporary directory.
+//! Every log line of every service is captured and, when the cluster shuts down or is
+//! dropped, searched for every secret and share the process made (`leaks`): a hit fails the
+//! test. Set `TQ_IT_LOG=debug` (or another level) to see the services' logs, and
+//! `TQ_IT_KEEP=1` to keep the temporary directory.
 
 // Each test binary uses part of the harness.
 #![allow(dead_code)]
@@ -32,6 +34,8 @@ use tq_wire::pki::{CertAuthority, ClusterCerts, init_cluster_certs};
 use tq_wire::process::LogConfig;
 use tq_wire::server::ServerLimits;
 use tq_wire::tls::{TlsFiles, TlsMaterial};
+
+use self::logs::{Captured, capturing_logger, tracing_capture};
 
 /// How long any wait may take before the test fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(8);
@@ -136,6 +140,14 @@ pub(crate) struct Cluster {
     coordinator_state: PathBuf,
     agents: BTreeMap<NodeId, Agent>,
     log: Logger,
+    /// Every line `log` was given.
+    logs: Captured,
+    /// The test's name, for the leak report.
+    test: String,
+    /// Whether lines written through [`Cluster::test_log`] may leak (tests of the scan).
+    test_log_may_leak: bool,
+    /// Whether the final leak scan ran.
+    scanned: bool,
 }
 
 /// `n1`, `n2`, ...
@@ -151,20 +163,6 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).expect("randomness");
     b
-}
-
-fn logger() -> Logger {
-    match std::env::var("TQ_IT_LOG") {
-        Ok(level) => {
-            let level = tq_wire::logging::parse_level(&level).unwrap_or(slog::Level::Debug);
-            let (log, guard) =
-                tq_wire::logging::logger(tq_wire::logging::LogFormat::Term, level, "it");
-            // The guard flushes on drop; a test process may keep it.
-            std::mem::forget(guard);
-            log
-        }
-        Err(_) => Logger::root(slog::Discard, o!()),
-    }
 }
 
 impl Cluster {
@@ -190,6 +188,8 @@ impl Cluster {
     /// temporary directory. Nothing runs yet.
     pub(crate) fn new(name: &str, nodes: usize) -> Cluster {
         tq_wire::tls::install_crypto_provider();
+        tq_protocol::recorded::danger_start_recording();
+        tracing_capture();
         let id = ClusterId::from_bytes(random_bytes());
         let root = std::env::temp_dir().join(format!(
             "tq-it-{name}-{}-{}",
@@ -198,6 +198,7 @@ impl Cluster {
         ));
         std::fs::create_dir_all(&root).expect("temporary directory");
         let ids: Vec<NodeId> = (1..=nodes).map(node).collect();
+        let logs = Captured::default();
         let certs = init_cluster_certs(&root.join("pki"), &id, &ids, "alice")
             .expect("cluster certificates");
         let agents = certs
@@ -225,7 +226,11 @@ impl Cluster {
             coordinator: None,
             coordinator_listen: None,
             agents,
-            log: logger(),
+            log: capturing_logger(&logs),
+            logs,
+            test: std::thread::current().name().unwrap_or(name).to_string(),
+            test_log_may_leak: false,
+            scanned: false,
         }
     }
 
@@ -571,8 +576,53 @@ impl Cluster {
         if self.coordinator.is_some() {
             self.stop_coordinator().await;
         }
+        let scan = self.final_scan();
+        assert!(scan.leaks.is_empty(), "{}", leak_report(&self.test, &scan));
         // Drop removes the directory.
     }
+
+    // ------------------------------------------------------------------ the leak scan
+
+    /// Searches every log line so far for every secret and share made so far.
+    pub(crate) fn scan_logs(&self) -> Scan {
+        scan(&self.logs, tracing_capture(), self.test_log_may_leak.then_some(TEST_LOG))
+    }
+
+    /// A logger into the services' captured log, for tests that write to it.
+    pub(crate) fn test_log(&self) -> Logger {
+        self.log.new(o!("service" => TEST_LOG))
+    }
+
+    /// Lines of the services' log so far.
+    pub(crate) fn log_lines(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Lets the final scan pass over the lines written through [`Cluster::test_log`], which
+    /// a test of the scan leaks into on purpose.
+    pub(crate) fn allow_leaks_in_test_log(&mut self) {
+        self.test_log_may_leak = true;
+    }
+
+    /// The scan at the end of the test, once; prints its summary line.
+    fn final_scan(&mut self) -> Scan {
+        self.scanned = true;
+        let scan = self.scan_logs();
+        eprintln!("{}", scan.summary(&self.test));
+        scan
+    }
+}
+
+/// The `service` of [`Cluster::test_log`].
+const TEST_LOG: &str = "test";
+
+fn leak_report(test: &str, scan: &Scan) -> String {
+    let mut r =
+        format!("{test}: {} secret values found in the logs (DESIGN §5):", scan.leaks.len());
+    for l in &scan.leaks {
+        r.push_str(&format!("\n  {l}"));
+    }
+    r
 }
 
 impl Drop for Cluster {
@@ -592,6 +642,17 @@ impl Drop for Cluster {
                 let _ = tx.send(());
             }
             r.task.abort();
+        }
+        if !self.scanned {
+            let scan = self.final_scan();
+            if !scan.leaks.is_empty() {
+                // A second panic while unwinding would abort the test process.
+                if std::thread::panicking() {
+                    eprintln!("{}", leak_report(&self.test, &scan));
+                } else {
+                    panic!("{}", leak_report(&self.test, &scan));
+                }
+            }
         }
         if std::env::var_os("TQ_IT_KEEP").is_some() {
             eprintln!("kept {}", self.root.display());
@@ -664,6 +725,8 @@ use tq_protocol::{Configuration, NodeError, Share};
 mod damage;
 mod deal;
 mod failed;
+mod leaks;
+mod logs;
 mod raw;
 mod untouched;
 
@@ -673,6 +736,8 @@ pub(crate) use damage::*;
 pub(crate) use deal::*;
 #[allow(unused_imports)] // each test binary uses part of the harness
 pub(crate) use failed::*;
+#[allow(unused_imports)] // each test binary uses part of the harness
+pub(crate) use leaks::*;
 #[allow(unused_imports)] // each test binary uses part of the harness
 pub(crate) use raw::*;
 #[allow(unused_imports)] // each test binary uses part of the harness

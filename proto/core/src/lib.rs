@@ -25,6 +25,7 @@ pub mod ids;
 pub mod messages;
 pub mod node;
 pub mod quorum;
+pub mod recorded;
 pub mod time;
 
 #[cfg(test)]
@@ -38,4 +39,5 @@ pub use epoch::{Epoch, EpochError};
 pub use ids::{ClusterId, NodeId, Peer};
 pub use messages::{NodeError, NodeStatusReport, Request, RequestKind, Response};
 pub use quorum::{QuorumError, Threshold, ThresholdPolicy};
+pub use recorded::DANGER_RECORD_SECRETS_COMPILED;
 pub use time::Time;

@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use super::secret::Secret;
 use crate::ids::ClusterId;
+use crate::recorded::{Kind, record};
 
 const INFO: &[u8] = b"tq-v1-derive";
 
@@ -43,6 +44,7 @@ pub fn derive_key(
     SimpleHkdf::<Sha3_256>::new(Some(cluster.as_bytes()), secret.expose())
         .expand(&info, &mut out)
         .map_err(|_| DeriveError::Length(len))?;
+    record(Kind::DerivedKey, &out);
     Ok(out)
 }
 

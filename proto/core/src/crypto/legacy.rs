@@ -10,6 +10,7 @@ use super::digest::{Digest, legacy_share_digest};
 use super::secret::Secret;
 use crate::ids::NodeId;
 use crate::quorum::Threshold;
+use crate::recorded::{Kind, record};
 
 /// Legacy shares are x ‖ 32 bytes.
 pub const LEGACY_SHARE_LEN: usize = 33;
@@ -52,7 +53,9 @@ impl LegacyShare {
         if arr[0] == 0 {
             return Err(LegacyError::ZeroIndex);
         }
-        Ok(LegacyShare(Box::new(Zeroizing::new(arr))))
+        let share = LegacyShare(Box::new(Zeroizing::new(arr)));
+        record(Kind::LegacyShare, &share.0[1..]);
+        Ok(share)
     }
     /// The bytes. Never log them.
     pub fn expose(&self) -> &[u8; LEGACY_SHARE_LEN] {

@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::quorum::MAX_MEMBERS;
+use crate::recorded::{Kind, record};
 
 /// A cluster secret of one epoch (a Ristretto255 scalar's canonical bytes, or a legacy
 /// secret's 32 bytes).
@@ -18,6 +19,7 @@ impl Secret {
     pub fn from_bytes(bytes: &mut [u8; 32]) -> Self {
         let s = Secret(Box::new(Zeroizing::new(*bytes)));
         bytes.zeroize();
+        record(Kind::Secret, s.expose());
         s
     }
 
@@ -109,11 +111,14 @@ impl Share {
             bytes.zeroize();
             return Err(ShareError::NotCanonical);
         }
+        record(Kind::Share, &*bytes);
         Ok(Share { x, y: Box::new(bytes) })
     }
 
     pub(crate) fn from_scalar(x: ShareIndex, y: &Scalar) -> Self {
-        Share { x, y: Box::new(Zeroizing::new(y.to_bytes())) }
+        let y = Box::new(Zeroizing::new(y.to_bytes()));
+        record(Kind::Share, &**y);
+        Share { x, y }
     }
 
     /// x.
@@ -157,6 +162,7 @@ impl Entropy {
     pub fn from_bytes(bytes: &mut [u8; 32]) -> Self {
         let e = Entropy(Zeroizing::new(*bytes));
         bytes.zeroize();
+        record(Kind::Entropy, &*e.0);
         e
     }
 
