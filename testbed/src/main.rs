@@ -115,7 +115,8 @@ enum Command {
     ///
     /// Every connection to a process crosses its proxy (agents advertise their proxy's
     /// address; they enroll at the coordinator's); the proxy tells who connected from the
-    /// socket's owner in /proc. Faults per link: partition (new and open connections reset),
+    /// socket's owner in /proc (needs root or CAP_SYS_PTRACE: the services are
+    /// non-dumpable). Faults per link: partition (new and open connections reset),
     /// blackhole (accepted, held open, nothing delivered until heal), delay (each chunk held
     /// per direction, order kept), loss (a lost segment costs TCP a retransmission timeout:
     /// a seeded 30 % of chunks are held 200 ms more). The operator and the harness reach the
@@ -150,7 +151,7 @@ enum Command {
         /// Every random choice (who is cut off, which chunks are lost) derives from it.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Print only the JSON summary, on the last line.
+        /// Print the summary as one JSON line (each case's line still goes to stderr).
         #[arg(long)]
         json: bool,
     },

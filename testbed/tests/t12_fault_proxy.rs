@@ -171,7 +171,7 @@ async fn delay_holds_each_chunk_per_direction_and_keeps_order() {
 /// Ping-pongs through a lossy link; returns how many round trips met a retransmission
 /// timeout, and the proxy's count of lost chunks.
 async fn lossy_round_trips(seed: u64) -> (usize, u64) {
-    let rto = Duration::from_millis(40);
+    let rto = Duration::from_millis(100);
     let (fabric, proxy, _) = setup(seed, rto).await;
     let mut s = connect(&proxy).await;
     fabric.set(ME, ECHO, Link::Slow { delay: Duration::ZERO, loss: 0.3 });
