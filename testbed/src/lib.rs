@@ -2,11 +2,12 @@
 //!
 //! Drives everything in tq: the deterministic cluster simulation (`sim`, `replay`) over the
 //! real protocol state machines; local clusters of the real service processes (`up`,
-//! `restart`, `demo`).
+//! `restart`, `demo`); fault runs against them (`faults`, `netfaults`) and benchmarks.
 
 pub mod bench;
 pub mod demo;
 pub mod faults;
 pub mod local;
+pub mod netfaults;
 pub mod sim;
 pub mod up;

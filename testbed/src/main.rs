@@ -110,6 +110,51 @@ enum Command {
         #[arg(long)]
         kill_points: bool,
     },
+    /// Network faults on a local cluster of real processes, through a fault-injecting TCP
+    /// proxy in front of every process. Exits 0 only if every case passed.
+    ///
+    /// Every connection to a process crosses its proxy (agents advertise their proxy's
+    /// address; they enroll at the coordinator's); the proxy tells who connected from the
+    /// socket's owner in /proc (needs root or CAP_SYS_PTRACE: the services are
+    /// non-dumpable). Faults per link: partition (new and open connections reset),
+    /// blackhole (accepted, held open, nothing delivered until heal), delay (each chunk held
+    /// per direction, order kept), loss (a lost segment costs TCP a retransmission timeout:
+    /// a seeded 30 % of chunks are held 200 ms more). The operator and the harness reach the
+    /// processes directly. One cluster runs every case; between cases every link heals and
+    /// the cluster must converge with every member deriving the same keys. Cases:
+    ///
+    /// minority_partition: N − (K + Z) members are partitioned from everyone before a
+    /// rotation; it must commit with exactly K + Z acks, show the minority unacked and stale,
+    /// and after heal the minority must catch up and commit.
+    ///
+    /// coordinator_partition: under the manual policy every member acks, the coordinator is
+    /// cut off from the agents and the operator commits; status must say committing, an
+    /// abort must be refused, no agent may commit; after heal every member commits.
+    ///
+    /// blackholed_unlock: N − K members are blackholed; every other member unlocks from the
+    /// K − 1 peers that answer, each in well under 2 s (an unlock that waited would take 3 or
+    /// 10 s).
+    ///
+    /// loss_and_delay: 200 ms each way and 30 % loss on every link; a rotation must commit on
+    /// every member and an unlock complete, each no faster than its round trips allow.
+    ///
+    /// paused_agent, paused_coordinator: SIGSTOP for 5 s during a rotation, then SIGCONT. An
+    /// agent: the epoch commits without it and it is shown stale. The coordinator: an agent
+    /// still unlocks meanwhile, and the rotation commits after SIGCONT.
+    ///
+    /// The last line with --json is one object: cases (each with ok and its figures),
+    /// failed, seed, elapsed_s.
+    Netfaults {
+        /// Agents in the cluster (K = N/2 + 1 in every rotation).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(3..=16))]
+        nodes: u16,
+        /// Every random choice (who is cut off, which chunks are lost) derives from it.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the summary as one JSON line (each case's line still goes to stderr).
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmark a local cluster of real processes over loopback mTLS with real sled stores:
     /// secret rotation (warm, cold), unlock (warm, cold, N − K agents SIGSTOPped), status
     /// polling (saturated, 1000/s during rotations), each against a floor measured in the
@@ -179,6 +224,16 @@ fn report(res: Result<(), String>) -> ExitCode {
     }
 }
 
+/// Prints a run's summary (one JSON line with --json, else indented); exits 0 when `ok`.
+fn print_summary(summary: &serde_json::Value, json: bool, ok: bool) -> ExitCode {
+    if json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(summary).unwrap_or_default());
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
 fn main() -> ExitCode {
     tq_wire::tls::install_crypto_provider();
     match Cli::parse().command {
@@ -196,6 +251,13 @@ fn main() -> ExitCode {
                     println!("{summary}");
                     if summary["ok"] == true { ExitCode::SUCCESS } else { ExitCode::FAILURE }
                 }
+                Err(e) => report(Err(e)),
+            }
+        }
+        Command::Netfaults { nodes, seed, json } => {
+            let args = tq_testbed::netfaults::NetFaultArgs { nodes: nodes.into(), seed };
+            match runtime().and_then(|rt| rt.block_on(tq_testbed::netfaults::netfaults(&args))) {
+                Ok(summary) => print_summary(&summary, json, summary["failed"] == 0),
                 Err(e) => report(Err(e)),
             }
         }
@@ -252,14 +314,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(64);
             }
             match tq_testbed::sim::run::run(&args) {
-                Ok(summary) => {
-                    if json {
-                        println!("{summary}");
-                    } else {
-                        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
-                    }
-                    if summary["violations"] == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-                }
+                Ok(summary) => print_summary(&summary, json, summary["violations"] == 0),
                 Err(e) => {
                     eprintln!("tq-testbed: {e}");
                     ExitCode::FAILURE

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tonic::transport::Channel;
-use tq_node_agent::AgentConfig;
 use tq_wire::pb::{self, local_keys_client::LocalKeysClient};
 
 use super::Bench;
@@ -162,12 +161,5 @@ impl Bench {
 
 /// Rewrites an agent's configuration file (read at its next start).
 pub(super) fn set_unlock_on_start(c: &LocalCluster, name: &str, on: bool) -> Result<(), String> {
-    {
-        let path = c.config_path(name);
-        let mut a: AgentConfig =
-            tq_wire::process::load_toml(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        a.unlock_on_start = on;
-        let body = toml::to_string_pretty(&a).map_err(|e| e.to_string())?;
-        tq_wire::pki::write(&path, body.as_bytes(), 0o644).map_err(|e| e.to_string())
-    }
+    c.edit_agent(name, |a| a.unlock_on_start = on)
 }

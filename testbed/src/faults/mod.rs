@@ -24,8 +24,8 @@ use oracle::Oracle;
 
 /// How long a round may take to converge before the campaign calls it stuck.
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The purpose the campaign derives keys for.
-const PURPOSE: &str = "tq-testbed/faults";
+/// The purpose the campaign derives keys for (the oracle keeps one key per epoch).
+pub(crate) const PURPOSE: &str = "tq-testbed/faults";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -42,14 +42,26 @@ pub struct FaultArgs {
     pub kill_points: bool,
 }
 
-struct Campaign {
-    c: LocalCluster,
-    rng: rand_chacha::ChaCha8Rng,
-    oracle: Oracle,
-    members: Vec<String>,
-    converge_ms: Vec<u64>,
+/// A cluster under test and what has been seen of it (also driven by `netfaults`).
+pub(crate) struct Campaign {
+    pub(crate) c: LocalCluster,
+    pub(crate) rng: rand_chacha::ChaCha8Rng,
+    pub(crate) oracle: Oracle,
+    pub(crate) members: Vec<String>,
+    pub(crate) converge_ms: Vec<u64>,
     /// Per failpoint, what happened (`--kill-points`).
     points: Vec<Value>,
+}
+
+/// Short timings, so a campaign spends its time on faults rather than on waiting.
+pub(crate) fn short_timings(c: &LocalCluster) -> Result<(), String> {
+    c.set_protocol(|p| {
+        p.poll_interval = Duration::from_millis(200);
+        p.retry_interval = Duration::from_millis(200);
+        p.stale_after = Duration::from_secs(3);
+        p.lag_grace = Duration::from_secs(3);
+        p.prepare_timeout = Duration::from_secs(10);
+    })
 }
 
 /// Runs the campaign; returns the summary (its `ok` field says whether everything held).
@@ -60,23 +72,8 @@ pub async fn faults(args: &FaultArgs) -> Result<Value, String> {
         None => (std::env::temp_dir().join(format!("tq-faults-{}", std::process::id())), true),
     };
     let c = LocalCluster::create(&dir, args.nodes)?;
-    // Short timings, so a campaign spends its time on faults rather than on waiting.
-    c.set_protocol(|p| {
-        p.poll_interval = Duration::from_millis(200);
-        p.retry_interval = Duration::from_millis(200);
-        p.stale_after = Duration::from_secs(3);
-        p.lag_grace = Duration::from_secs(3);
-        p.prepare_timeout = Duration::from_secs(10);
-    })?;
-    let members = c.nodes().iter().map(ToString::to_string).collect();
-    let mut k = Campaign {
-        c,
-        rng: rand_chacha::ChaCha8Rng::seed_from_u64(args.seed),
-        oracle: Oracle::default(),
-        members,
-        converge_ms: Vec::new(),
-        points: Vec::new(),
-    };
+    short_timings(&c)?;
+    let mut k = Campaign::new(c, args.seed);
     let res = if args.kill_points { k.run_points().await } else { k.run(args.kills).await };
     k.c.stop_all();
     let (kills, by_victim, aborted, converged) = match &res {
@@ -129,6 +126,19 @@ struct Outcome {
 }
 
 impl Campaign {
+    /// A campaign on `c` (every member of it in every reconfiguration), choices from `seed`.
+    pub(crate) fn new(c: LocalCluster, seed: u64) -> Campaign {
+        let members = c.nodes().iter().map(ToString::to_string).collect();
+        Campaign {
+            c,
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            oracle: Oracle::default(),
+            members,
+            converge_ms: Vec::new(),
+            points: Vec::new(),
+        }
+    }
+
     /// Starts the cluster and commits its first configuration; false if it never settles.
     async fn start(&mut self) -> Result<bool, String> {
         self.c.start_all(ENROLL_TIMEOUT).await?;
@@ -180,7 +190,7 @@ impl Campaign {
         Ok(out)
     }
 
-    async fn reconfigure(&mut self, k: usize) -> Result<pb::Attempt, String> {
+    pub(crate) async fn reconfigure(&mut self, k: usize) -> Result<pb::Attempt, String> {
         let mut client = control::operator(&self.c)?;
         let req = pb::ReconfigureRequest {
             members: self.members.clone(),
@@ -196,7 +206,7 @@ impl Campaign {
 
     /// Waits until nothing is pending, every member has committed the latest epoch and none
     /// is stale; then checks the oracle and every member's keys. False if it never settles.
-    async fn settle(&mut self, round: u64) -> Result<bool, String> {
+    pub(crate) async fn settle(&mut self, round: u64) -> Result<bool, String> {
         let start = Instant::now();
         let Some(status) = self.converged(round).await else { return Ok(false) };
         self.converge_ms.push(start.elapsed().as_millis() as u64);
@@ -206,7 +216,7 @@ impl Campaign {
 
     /// Waits until nothing is pending, every member has committed the latest epoch and none
     /// is stale (None, and a finding, after [`CONVERGE_TIMEOUT`]).
-    async fn converged(&mut self, round: u64) -> Option<pb::ClusterStatus> {
+    pub(crate) async fn converged(&mut self, round: u64) -> Option<pb::ClusterStatus> {
         let start = Instant::now();
         loop {
             if let Ok(s) = control::status(&self.c).await
@@ -232,7 +242,7 @@ impl Campaign {
     }
 
     /// Checks a converged status against the oracle, and every member's keys.
-    async fn check(&mut self, round: u64, status: &pb::ClusterStatus) {
+    pub(crate) async fn check(&mut self, round: u64, status: &pb::ClusterStatus) {
         self.oracle.status(round, status);
         let latest = status.latest_committed_epoch;
         // The latest epoch, and one earlier epoch carried forward, on every member.

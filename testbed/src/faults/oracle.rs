@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 /// What the campaign has seen so far.
 #[derive(Default)]
-pub(super) struct Oracle {
+pub(crate) struct Oracle {
     latest: u64,
     /// Every epoch seen committed (aborted epochs are skipped forever, so there are gaps).
     epochs: Vec<u64>,
@@ -18,16 +18,16 @@ pub(super) struct Oracle {
     /// The key each epoch's secret derived the first time it was seen.
     keys: BTreeMap<u64, Zeroizing<Vec<u8>>>,
     /// Acknowledged commits later missing (a node's or the coordinator's).
-    pub(super) acked_lost: u64,
+    pub(crate) acked_lost: u64,
     /// Epochs whose secret differed between members or over time.
-    pub(super) double_commits: u64,
+    pub(crate) double_commits: u64,
     /// What went wrong, for the report.
-    pub(super) findings: Vec<String>,
+    pub(crate) findings: Vec<String>,
 }
 
 impl Oracle {
     /// Checks a converged status against everything seen before.
-    pub(super) fn status(&mut self, round: u64, s: &pb::ClusterStatus) {
+    pub(crate) fn status(&mut self, round: u64, s: &pb::ClusterStatus) {
         if s.latest_committed_epoch < self.latest {
             self.acked_lost += 1;
             self.findings.push(format!(
@@ -56,17 +56,17 @@ impl Oracle {
     }
 
     /// The latest committed epoch seen.
-    pub(super) fn latest(&self) -> u64 {
+    pub(crate) fn latest(&self) -> u64 {
         self.latest
     }
 
     /// Every epoch seen committed.
-    pub(super) fn epochs(&self) -> &[u64] {
+    pub(crate) fn epochs(&self) -> &[u64] {
         &self.epochs
     }
 
     /// Checks one node's key for `epoch` against the first one seen.
-    pub(super) fn key(&mut self, round: u64, node: &str, epoch: u64, key: Zeroizing<Vec<u8>>) {
+    pub(crate) fn key(&mut self, round: u64, node: &str, epoch: u64, key: Zeroizing<Vec<u8>>) {
         match self.keys.get(&epoch) {
             None => {
                 self.keys.insert(epoch, key);
@@ -82,7 +82,7 @@ impl Oracle {
     }
 
     /// An epoch a member should hold but cannot unlock.
-    pub(super) fn missing(&mut self, round: u64, node: &str, epoch: u64, why: &str) {
+    pub(crate) fn missing(&mut self, round: u64, node: &str, epoch: u64, why: &str) {
         self.acked_lost += 1;
         self.findings.push(format!("round {round}: {node} cannot unlock epoch {epoch}: {why}"));
     }

@@ -50,6 +50,8 @@ pub struct LocalCluster {
     /// Agents per process: 1 runs each as `tq-agent`; more run them in `tq-testbed
     /// agent-host` processes ([`LocalCluster::share_processes`]).
     per_process: usize,
+    /// Where agents enroll, when not at the coordinator's own address.
+    agents_enroll_at: Option<String>,
     children: Mutex<BTreeMap<String, Child>>,
 }
 
@@ -92,6 +94,7 @@ impl LocalCluster {
             cluster,
             nodes,
             per_process: 1,
+            agents_enroll_at: None,
             children: Mutex::new(BTreeMap::new()),
         };
         let coordinator = CoordinatorConfig {
@@ -155,6 +158,7 @@ impl LocalCluster {
             cluster,
             nodes,
             per_process: 1,
+            agents_enroll_at: None,
             children: Mutex::new(BTreeMap::new()),
         })
     }
@@ -218,6 +222,25 @@ impl LocalCluster {
         let mut c: CoordinatorConfig = self.read_toml(&path)?;
         change(&mut c.protocol);
         self.write_toml(&path, &c)
+    }
+
+    /// Changes an agent's configuration file (read at its next start).
+    pub fn edit_agent(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut AgentConfig),
+    ) -> Result<(), String> {
+        let path = self.config_path(name);
+        let mut c: AgentConfig = self.read_toml(&path)?;
+        change(&mut c);
+        self.write_toml(&path, &c)
+    }
+
+    /// From the next start of each agent on, it enrolls at `addr` (a proxy in front of the
+    /// coordinator, say) instead of the coordinator's own address; the operator's cluster
+    /// file keeps the coordinator's.
+    pub fn enroll_agents_at(&mut self, addr: String) {
+        self.agents_enroll_at = Some(addr);
     }
 
     /// From the next start on, runs agents `n` to a process (`tq-testbed agent-host`), for
@@ -311,6 +334,17 @@ impl LocalCluster {
         Ok(pid)
     }
 
+    /// Where a process listens (once it has started: its configuration then holds the
+    /// address it bound).
+    pub fn listen_addr(&self, name: &str) -> Result<std::net::SocketAddr, String> {
+        let path = self.config_path(name);
+        if name == COORDINATOR {
+            self.read_toml::<CoordinatorConfig>(&path).map(|c| c.listen)
+        } else {
+            self.read_toml::<AgentConfig>(&path).map(|c| c.listen)
+        }
+    }
+
     /// Writes the bound address back into the configuration (and the cluster file).
     fn pin_address(&self, name: &str, addr: &str) -> Result<(), String> {
         let listen = addr.parse().map_err(|e| format!("{name} reported {addr:?}: {e}"))?;
@@ -331,10 +365,11 @@ impl LocalCluster {
 
     fn point_agent_at_coordinator(&self, name: &str) -> Result<(), String> {
         let (f, _) = ClusterFile::load(&self.cluster_file())?;
+        let at = self.agents_enroll_at.clone().unwrap_or(f.coordinator);
         let path = self.config_path(name);
         let mut c: AgentConfig = self.read_toml(&path)?;
-        if !f.coordinator.is_empty() && c.coordinator.as_deref() != Some(&f.coordinator) {
-            c.coordinator = Some(f.coordinator);
+        if !at.is_empty() && c.coordinator.as_deref() != Some(&at) {
+            c.coordinator = Some(at);
             self.write_toml(&path, &c)?;
         }
         Ok(())
