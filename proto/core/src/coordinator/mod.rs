@@ -140,7 +140,7 @@ pub(crate) enum Phase {
         entropy: Entropy,
         asked_at: Time,
     },
-    /// Gathering K legacy shares (§6.10).
+    /// Gathering K + 1 legacy shares (§6.10; the extra one checks the packages' K).
     CollectingLegacy {
         reference: Option<(Threshold, BTreeMap<NodeId, Digest>)>,
         shares: BTreeMap<NodeId, LegacyShare>,

@@ -115,7 +115,7 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Starts the upgrade from a legacy split (§6.10): collects K legacy shares from the
+    /// Starts the upgrade from a legacy split (§6.10): collects K + 1 legacy shares from the
     /// known nodes, then prepares an epoch that carries the legacy secret as epoch 1.
     pub fn upgrade_from_legacy(
         &mut self,
@@ -255,10 +255,11 @@ impl Coordinator {
             return self.raise(now, Alarm::LegacyInconsistent { from: Peer::Node(from.clone()) });
         }
         shares.insert(from.clone(), pkg.share);
-        if shares.len() < threshold.get() {
+        // One share more than K: nothing else proves the packages' K (combine_verified).
+        if shares.len() <= threshold.get() {
             return;
         }
-        let secret = match legacy::combine(threshold, &digests, shares) {
+        let secret = match legacy::combine_verified(threshold, &digests, shares) {
             Ok(s) => s,
             Err(_) => {
                 self.raise(now, Alarm::LegacyInconsistent { from: Peer::Node(from.clone()) });

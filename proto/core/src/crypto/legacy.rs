@@ -151,6 +151,31 @@ pub fn combine(
     Ok(Secret::from_bytes(&mut out))
 }
 
+/// Rebuilds the legacy secret from K + 1 shares and checks that two different K of them
+/// agree. Nothing covers a package's threshold: a package claiming too low a K (a faulty
+/// node, a damaged store) would make K shares of a higher-degree split combine to a wrong
+/// secret that no commitment catches. K + 1 shares on one polynomial of degree K − 1 give
+/// the same secret from any K; from a higher degree, two subsets disagree (but with
+/// probability 2⁻²⁵⁶).
+pub fn combine_verified(
+    threshold: Threshold,
+    digests: &BTreeMap<NodeId, Digest>,
+    shares: &BTreeMap<NodeId, LegacyShare>,
+) -> Result<Secret, LegacyError> {
+    let k = threshold.get();
+    if shares.len() <= k {
+        return Err(LegacyError::TooFewShares { got: shares.len(), needed: k + 1 });
+    }
+    let first = combine(threshold, digests, shares)?;
+    let rest: BTreeMap<NodeId, LegacyShare> =
+        shares.iter().skip(1).take(k).map(|(id, s)| (id.clone(), s.duplicate())).collect();
+    let second = combine(threshold, digests, &rest)?;
+    if !first.ct_eq(&second) {
+        return Err(LegacyError::Inconsistent);
+    }
+    Ok(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +208,34 @@ mod tests {
             combine(k, &digests, &swapped).err(),
             Some(LegacyError::UnknownDigest(ids(5)[3].clone()))
         );
+        assert!(combine_verified(k, &digests, &pick(&[0, 2, 3, 4])).unwrap().ct_eq(&secret));
+        assert_eq!(
+            combine_verified(k, &digests, &pick(&[0, 2, 4])).err(),
+            Some(LegacyError::TooFewShares { got: 3, needed: 4 })
+        );
         assert_eq!(LegacyShare::from_bytes(&[1; 32]).err(), Some(LegacyError::Length(32)));
         assert_eq!(LegacyShare::from_bytes(&[0; 33]).err(), Some(LegacyError::ZeroIndex));
+    }
+
+    /// Found by fuzzing (coordinator_messages): a package claiming K = 2 for a K = 3 split
+    /// made two shares combine to a wrong secret, sealed as epoch 1 for good (§6.10).
+    #[test]
+    fn a_lowered_legacy_threshold_is_caught_by_the_extra_share_section_6_10() {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([2; 32]);
+        let secret = Secret::from_bytes(&mut [0x43; 32]);
+        let pkgs = split(&secret, Threshold::new(3, 5).unwrap(), &ids(5), &mut rng);
+        let digests = pkgs.values().next().unwrap().digests.clone();
+        let three: BTreeMap<NodeId, LegacyShare> = ids(5)
+            .into_iter()
+            .take(3)
+            .map(|id| (id.clone(), pkgs[&id].share.duplicate()))
+            .collect();
+        let lowered = Threshold::new(2, 5).unwrap();
+        let wrong = combine(lowered, &digests, &three).unwrap();
+        assert!(!wrong.ct_eq(&secret), "K shares of a higher-degree split give garbage");
+        assert_eq!(
+            combine_verified(lowered, &digests, &three).err(),
+            Some(LegacyError::Inconsistent)
+        );
     }
 }
