@@ -341,7 +341,8 @@ impl Coordinator {
                 if now.since(*asked_at) >= every =>
             {
                 *asked_at = now;
-                for (id, share) in unacked.iter() {
+                // As when dealt: no share to a member removed again since (I8).
+                for (id, share) in unacked.iter().filter(|(id, _)| !self.ledger.is_removed(id)) {
                     let request =
                         Request::Prepare { config: config.clone(), share: share.duplicate() };
                     out.push(CoordinatorOutput::Send { to: id.clone(), request });

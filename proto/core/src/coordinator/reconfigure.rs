@@ -307,7 +307,9 @@ impl Coordinator {
             Arc::new(config.unwrap_or_else(|e| panic!("dealt configuration invalid: {e}")));
         let unacked: BTreeMap<NodeId, Share> =
             a.members.iter().cloned().zip(dealing.shares).collect();
-        for (id, share) in &unacked {
+        // A member that re-enrolled since with a removed node's state (not wiped) is removed
+        // again: it gets no share (I8) and so never acks, until it enrolls wiped.
+        for (id, share) in unacked.iter().filter(|(id, _)| !self.ledger.is_removed(id)) {
             out.push(CoordinatorOutput::Send {
                 to: id.clone(),
                 request: Request::Prepare { config: config.clone(), share: share.duplicate() },
