@@ -7,7 +7,9 @@ use std::fmt;
 use tq_protocol::recorded::scan::{Form, Needles};
 use tq_protocol::recorded::{Kind, recorded};
 
-use super::logs::Captured;
+use slog::{Logger, o};
+
+use super::logs::{Captured, tracing_capture};
 
 /// One recorded value found in one log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,4 +107,48 @@ pub(crate) fn scan(cluster: &Captured, tracing: &Captured, skip_source: Option<&
         skipped: needles.skipped(),
         leaks,
     }
+}
+
+/// The leak scan of a cluster's captured logs.
+impl super::Cluster {
+    /// Searches every log line so far for every secret and share made so far.
+    pub(crate) fn scan_logs(&self) -> Scan {
+        scan(&self.logs, tracing_capture(), self.test_log_may_leak.then_some(TEST_LOG))
+    }
+
+    /// A logger into the services' captured log, for tests that write to it.
+    pub(crate) fn test_log(&self) -> Logger {
+        self.log.new(o!("service" => TEST_LOG))
+    }
+
+    /// Lines of the services' log so far.
+    pub(crate) fn log_lines(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Lets the final scan pass over the lines written through [`Cluster::test_log`], which
+    /// a test of the scan leaks into on purpose.
+    pub(crate) fn allow_leaks_in_test_log(&mut self) {
+        self.test_log_may_leak = true;
+    }
+
+    /// The scan at the end of the test, once; prints its summary line.
+    pub(super) fn final_scan(&mut self) -> Scan {
+        self.scanned = true;
+        let scan = self.scan_logs();
+        eprintln!("{}", scan.summary(&self.test));
+        scan
+    }
+}
+
+/// The `service` of [`Cluster::test_log`].
+const TEST_LOG: &str = "test";
+
+pub(super) fn leak_report(test: &str, scan: &Scan) -> String {
+    let mut r =
+        format!("{test}: {} secret values found in the logs (DESIGN §5):", scan.leaks.len());
+    for l in &scan.leaks {
+        r.push_str(&format!("\n  {l}"));
+    }
+    r
 }
