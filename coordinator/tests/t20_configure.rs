@@ -158,3 +158,31 @@ async fn a_key_of_a_just_committed_epoch_is_served_during_the_deferred_rekey() {
     assert_eq!(beyond.code(), tonic::Code::NotFound, "{beyond:?}");
     c.shutdown().await;
 }
+
+/// §6.7: a host that asks for its key while its node is still collecting the K − 1 shares
+/// gets the key once they arrive (the demo's first derive raced the first unlock and was
+/// told "not unlocked"). A host that locked its node is told so at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_asked_for_while_the_unlock_is_collecting_shares_is_served_when_it_completes() {
+    let (mut c, members) = Cluster::configured("derive-while-unlocking", 3, 2).await;
+    let first = c.same_key_everywhere(&members, 1).await;
+    c.stop_agent(&node(2)).await;
+    c.stop_agent(&node(3)).await;
+    let mut keys = c.keys(&node(1)).await;
+    keys.lock(pb::LockRequest {}).await.expect("lock n1");
+    let started = std::time::Instant::now();
+    let locked = derive(&mut keys, 1).await.expect_err("n1 was locked by its host");
+    assert_eq!(locked.code(), tonic::Code::FailedPrecondition, "{locked:?}");
+    assert!(started.elapsed().as_secs() < 2, "a locked node answers at once");
+
+    // No peer is up: the unlock cannot finish until n2 is back.
+    keys.unlock(pb::UnlockRequest { wait_ms: 0 }).await.expect("unlock n1");
+    let mut waiting = keys.clone();
+    let asked = tokio::spawn(async move { derive(&mut waiting, 0).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!asked.is_finished(), "the derive waits for the unlock instead of failing");
+    c.start_agent(&node(2)).await;
+    let got = asked.await.expect("the derive task").expect("served once a peer answered");
+    assert_eq!((got.epoch, &got.key), (1, &first), "the key of the latest committed epoch");
+    c.shutdown().await;
+}

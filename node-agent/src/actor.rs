@@ -38,6 +38,10 @@ pub enum KeyError {
     /// The epoch asked for is not held.
     #[error("no secret is held for epoch {0}")]
     UnknownEpoch(u64),
+    /// Epoch `0` is committed here and the host wants the secrets, but they are still being
+    /// rebuilt from peers' shares (or the re-key after the commit is deferred).
+    #[error("epoch {0}'s secret is still being rebuilt from peers' shares")]
+    Pending(u64),
     /// The request is malformed.
     #[error(transparent)]
     Derive(#[from] DeriveError),
@@ -301,6 +305,15 @@ impl Actor {
         epoch: Option<u64>,
         len: usize,
     ) -> Result<DerivedKey, KeyError> {
+        let committed = self.node.state().latest_committed().map(Epoch::get);
+        let held = self.node.unlocked().map(|u| u.epoch.get());
+        let wanted = epoch.or(committed).unwrap_or(0);
+        if self.node.wants_unlock()
+            && committed.is_some_and(|c| c >= wanted)
+            && held.is_none_or(|h| epoch.is_some() && h < wanted)
+        {
+            return Err(KeyError::Pending(wanted));
+        }
         let u = self.node.unlocked().ok_or(KeyError::Locked)?;
         let e = match epoch {
             None => u.epoch,

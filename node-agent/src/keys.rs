@@ -29,24 +29,22 @@ fn stopped<T>(_: T) -> Status {
     Status::unavailable("the agent is stopping")
 }
 
-/// How long a key request waits for the re-key of an epoch this node has committed.
-const REKEY_WAIT: Duration = Duration::from_secs(10);
+/// How long a key request waits for a secret this node is rebuilding.
+const REBUILD_WAIT: Duration = Duration::from_secs(10);
 
 impl KeyService {
-    /// Epoch `n` is committed here but its secret is not rebuilt yet: the re-key that follows
-    /// every commit is deferred (`rekey_delay`) and may still be waiting. A host that was told
-    /// of the commit and asks for its keys should get them, so start the re-key now and wait
-    /// for it. Returns whether `n` is held now.
-    async fn rekeyed(&self, n: u64) -> Result<bool, Status> {
+    /// Epoch `n` is committed here and the host wants the secrets, but they are not rebuilt
+    /// yet: the unlock is still collecting shares, or the re-key after the commit is deferred
+    /// (`rekey_delay`). A host that was told of the commit and asks for its keys should get
+    /// them, so start the re-key now (unlocking again is a no-op while a round is out) and
+    /// wait for `n`'s secret.
+    async fn rebuilt(&self, n: u64) {
         let mut rx = self.0.unlocked();
-        let ahead = rx.borrow().latest.is_some_and(|l| l.get() < n);
-        let committed = self.0.summary().await.map_err(stopped)?.committed.map(|c| c.0.get());
-        if !ahead || committed.is_none_or(|c| c < n) {
-            return Ok(false);
+        if self.0.unlock().await.is_err() {
+            return;
         }
-        self.0.unlock().await.map_err(stopped)?;
         let held = rx.wait_for(|u| u.epochs.iter().any(|e| e.get() == n));
-        Ok(tokio::time::timeout(REKEY_WAIT, held).await.is_ok_and(|r| r.is_ok()))
+        let _ = tokio::time::timeout(REBUILD_WAIT, held).await;
     }
 }
 
@@ -65,9 +63,8 @@ impl LocalKeys for KeyService {
         }
         let epoch = (r.epoch != 0).then_some(r.epoch);
         let mut res = self.0.derive(r.purpose.clone(), r.context.clone(), epoch, len).await;
-        if let (Ok(Err(KeyError::UnknownEpoch(n))), Some(_)) = (&res, epoch)
-            && self.rekeyed(*n).await?
-        {
+        if let Ok(Err(KeyError::Pending(n))) = res {
+            self.rebuilt(n).await;
             res = self.0.derive(r.purpose, r.context, epoch, len).await;
         }
         match res.map_err(stopped)? {
@@ -76,6 +73,9 @@ impl LocalKeys for KeyService {
             }
             Err(KeyError::Locked) => Err(Status::failed_precondition(KeyError::Locked.to_string())),
             Err(e @ KeyError::UnknownEpoch(_)) => Err(Status::not_found(e.to_string())),
+            Err(e @ KeyError::Pending(_)) => {
+                Err(Status::unavailable(format!("{e}: are K members reachable?")))
+            }
             Err(e @ KeyError::Derive(_)) => Err(Status::invalid_argument(e.to_string())),
         }
     }

@@ -156,6 +156,11 @@ impl Node {
         self.unlocked.as_ref()
     }
 
+    /// Whether the host asked for the secrets (and has not locked them since).
+    pub fn wants_unlock(&self) -> bool {
+        self.want_unlock
+    }
+
     /// Alarms raised.
     pub fn alarms(&self) -> &Alarms {
         &self.alarms
