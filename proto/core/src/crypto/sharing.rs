@@ -4,7 +4,7 @@
 use curve25519_dalek::constants::{RISTRETTO_BASEPOINT_POINT, RISTRETTO_BASEPOINT_TABLE};
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::VartimeMultiscalarMul;
+use curve25519_dalek::traits::Identity;
 use vsss_rs::{IdentifierPrimeField, PrimeFieldShare, ReadableShareSet, ValueGroup};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -178,24 +178,33 @@ fn unreachable_split() -> ! {
 
 /// Checks a share against the commitments (the Feldman check).
 ///
-/// This is vsss-rs's Feldman check, g^y = Σ C_j·x^j, with the sum computed as one
-/// variable-time multiscalar multiplication: x and the commitments are public, so nothing
-/// secret meets variable-time code (y only meets the constant-time base-point table).
-/// vsss-rs's own check takes K constant-time multiplications: at K = 513 (a 1024-member
-/// mesh) that is ~28 ms per Prepare, and the multiscalar sum is 10× cheaper (BENCHMARKS.md).
+/// This is vsss-rs's Feldman check, g^y = Σ C_j·x^j, with the sum computed by Horner's
+/// rule, (…(C₍K−1₎·x + C₍K−2₎)·x + …)·x + C₀, in variable time: x and the commitments are
+/// public, so nothing secret meets variable-time code (y only meets the constant-time
+/// base-point table). x is at most 1024, so each step is a dozen point additions where
+/// vsss-rs's check spends a 253-bit constant-time multiplication (~28 ms per Prepare at
+/// K = 513) and a multiscalar sum still ~1 000 additions at K = 17 (BENCHMARKS.md).
 pub fn verify_share(share: &Share, commitments: &Commitments) -> Result<(), SharingError> {
-    let x = share.index().scalar();
-    // Collected: dalek sizes its work by the iterators' size hints.
-    let powers: Vec<Scalar> = std::iter::successors(Some(Scalar::ONE), |p| Some(p * x))
-        .take(commitments.threshold())
-        .collect();
-    let expected = RistrettoPoint::vartime_multiscalar_mul(&powers, &commitments.points[1..]);
+    let x = share.index().get();
+    let expected = commitments.points[1..]
+        .iter()
+        .rev()
+        .fold(RistrettoPoint::identity(), |acc, c| times_small(&acc, x) + c);
     let y = share.y_scalar();
     if RISTRETTO_BASEPOINT_TABLE * &*y == expected {
         Ok(())
     } else {
         Err(SharingError::ShareNotOnPolynomial(share.index().get()))
     }
+}
+
+/// x·P by double-and-add over x's bits, most significant first (x ≥ 1, public).
+fn times_small(p: &RistrettoPoint, x: u16) -> RistrettoPoint {
+    let top = 15 - x.leading_zeros();
+    (0..top).rev().fold(*p, |acc, bit| {
+        let doubled = acc + acc;
+        if (x >> bit) & 1 == 1 { doubled + p } else { doubled }
+    })
 }
 
 /// Checks a rebuilt secret against the constant-term commitment.
@@ -324,15 +333,16 @@ mod tests {
         assert_eq!(combine(&two, k).err(), Some(SharingError::TooFewShares { got: 2, needed: 3 }));
     }
 
-    /// §5: the multiscalar Feldman check agrees with vsss-rs's on shares on and off the
-    /// polynomial, at small and mesh-sized thresholds.
+    /// §5: the Horner Feldman check agrees with vsss-rs's on shares on and off the
+    /// polynomial, at small and mesh-sized thresholds, up to the largest index (1024).
     #[test]
     fn feldman_check_agrees_with_vsss_rs_section_5() {
         use vsss_rs::FeldmanVerifierSet;
-        for (seed, k, n) in [(4u8, 2usize, 3usize), (5, 17, 32), (6, 129, 256)] {
+        for (seed, k, n) in [(4u8, 2usize, 3usize), (5, 17, 32), (6, 129, 256), (7, 513, 1024)] {
             let mut r = rng(seed);
             let d = deal(&random_secret(&mut r), Threshold::new(k, n).unwrap(), n, &mut r);
-            for (i, s) in d.shares.iter().enumerate().step_by(7) {
+            let sampled = d.shares.iter().enumerate().step_by(n / 8 + 1);
+            for (i, s) in sampled.chain(d.shares.iter().enumerate().skip(n - 1)) {
                 let theirs = d.commitments.verifier_set().verify_share(&to_vsss(s)).is_ok();
                 assert!(theirs && verify_share(s, &d.commitments).is_ok(), "share {i}");
                 let mut y = *s.expose_value();
