@@ -56,8 +56,11 @@ pub fn logger(format: LogFormat, level: Level, process: &'static str) -> (Logger
         LogFormat::Json => Box::new(slog_json::Json::default(std::io::stderr()).fuse()),
     };
     let drain = slog::LevelFilter::new(drain, level).fuse();
-    // A large channel: records are dropped (and the drop reported) only under a flood.
-    let (drain, guard) = slog_async::Async::new(drain).chan_size(65_536).build_with_guard();
+    // Records are dropped (and the drop reported) only under a flood: at info level the
+    // largest burst is one line per node enrolling (1 024 in a mesh), and a rotation logs
+    // about four. The channel's slots are allocated and touched up front (104 bytes each):
+    // 65 536 of them were 6.5 MB of every process's resident memory (BENCHMARKS.md).
+    let (drain, guard) = slog_async::Async::new(drain).chan_size(8_192).build_with_guard();
     (Logger::root(drain.fuse(), o!("process" => process)), LogGuard(guard))
 }
 
