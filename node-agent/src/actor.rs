@@ -38,8 +38,9 @@ pub enum KeyError {
     /// The epoch asked for is not held.
     #[error("no secret is held for epoch {0}")]
     UnknownEpoch(u64),
-    /// Epoch `0` is committed here and the host wants the secrets, but they are still being
-    /// rebuilt from peers' shares (or the re-key after the commit is deferred).
+    /// The epoch asked for (or the latest) is committed here and the host wants the
+    /// secrets, but they are still being rebuilt from peers' shares (or the re-key after the
+    /// commit is deferred).
     #[error("epoch {0}'s secret is still being rebuilt from peers' shares")]
     Pending(u64),
     /// The request is malformed.

@@ -37,13 +37,14 @@ impl KeyService {
     /// yet: the unlock is still collecting shares, or the re-key after the commit is deferred
     /// (`rekey_delay`). A host that was told of the commit and asks for its keys should get
     /// them, so start the re-key now (unlocking again is a no-op while a round is out) and
-    /// wait for `n`'s secret.
+    /// wait until epoch `n` or a later one is unlocked: then `n`'s secret is held, or never
+    /// will be (unlocking an epoch opens all the secrets carried into it).
     async fn rebuilt(&self, n: u64) {
         let mut rx = self.0.unlocked();
         if self.0.unlock().await.is_err() {
             return;
         }
-        let held = rx.wait_for(|u| u.epochs.iter().any(|e| e.get() == n));
+        let held = rx.wait_for(|u| u.latest.is_some_and(|l| l.get() >= n));
         let _ = tokio::time::timeout(REBUILD_WAIT, held).await;
     }
 }
