@@ -360,7 +360,14 @@ impl Coordinator {
         let e = config.epoch();
         for id in config.members().keys() {
             let t = self.trackers.entry(id.clone()).or_default();
+            // A commit ack is a durable commit as much as a status report is: without it, a
+            // member that acked the commit looked behind until its next status poll, and got
+            // a PrepareAndCommit every retry interval meanwhile (at N = 1024, while the next
+            // rotation ran, ~250 members per rotation decoded a 66 kB configuration for
+            // nothing). A report of less since (a rollback, §6.11) counts instead.
+            let acked_commit = t.rolled_back.is_none() && t.max_committed >= Some(e);
             let done = t.committed() >= Some(e)
+                || acked_commit
                 || self.attempt.as_ref().is_some_and(|a| {
                     a.epoch == e && a.progress.get(id).is_some_and(|p| p.committed_at.is_some())
                 });

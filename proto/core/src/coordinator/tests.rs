@@ -661,3 +661,36 @@ fn a_prepare_acked_after_the_decision_gets_its_commit_at_once_section_6_4() {
     assert_eq!(cl.nodes[&id("e")].state().latest_committed(), Some(e(1)));
     assert_eq!(cl.c.status(cl.now).attempt.unwrap().phase, status::PhaseStatus::Committed);
 }
+
+#[test]
+fn a_commit_ack_spares_the_member_a_prepare_and_commit_in_the_next_attempt_section_6_4() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.reconfigure(&FIVE, 3, 1);
+    // Every member acked the commit of epoch 1; none has been polled for its status since.
+    assert_eq!(cl.c.status(cl.now).attempt.unwrap().phase, status::PhaseStatus::Committed);
+    let req = ReconfigureRequest {
+        members: members(&FIVE),
+        threshold: 3,
+        previous_epoch: Some(e(1)),
+        entropy: entropy(2),
+    };
+    // Epoch 2's share requests are not answered: its attempt stays in flight.
+    let _unanswered = cl.c.reconfigure(cl.now, req).unwrap();
+    cl.now = cl.now + Duration::from_secs(3);
+    let out = cl.c.tick(cl.now);
+    let resent: Vec<_> = out
+        .iter()
+        .filter(|o| {
+            matches!(o, CoordinatorOutput::Send { request: Request::PrepareAndCommit { config }, .. }
+                if config.epoch() == e(1))
+        })
+        .collect();
+    assert!(resent.is_empty(), "epoch 1 is known committed on every member: {resent:?}");
+    // A status report of less than the acked commit (a rollback, §6.11) brings it back.
+    let d = Node::restore(id("d"), CLUSTER, NodeState::default(), NodeOptions::default()).unwrap();
+    cl.c.handle_response(cl.now, &id("d"), Response::Status(d.status()));
+    cl.now = cl.now + Duration::from_secs(3);
+    let out = cl.c.tick(cl.now);
+    assert!(out.iter().any(|o| matches!(o, CoordinatorOutput::Send { to, request: Request::PrepareAndCommit { config } }
+        if *to == id("d") && config.epoch() == e(1))), "{out:?}");
+}
