@@ -126,6 +126,17 @@ impl super::Cluster {
         self.logs.len()
     }
 
+    /// How many lines so far came from `source` (`agent n3`, `coordinator`) and contain
+    /// every one of `parts`.
+    pub(crate) fn lines_with(&self, source: &str, parts: &[&str]) -> usize {
+        self.logs.with_lines(|lines| {
+            lines
+                .iter()
+                .filter(|l| l.source == source && parts.iter().all(|p| l.text.contains(p)))
+                .count()
+        })
+    }
+
     /// Lets the final scan pass over the lines written through [`Cluster::test_log`], which
     /// a test of the scan leaks into on purpose.
     pub(crate) fn allow_leaks_in_test_log(&mut self) {
