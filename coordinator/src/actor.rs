@@ -93,15 +93,12 @@ pub(crate) enum Command {
     NodeResponse {
         from: NodeId,
         response: Response,
-        /// What it answers.
-        asked: Asked,
-        /// The request stays in flight until its answer is handled.
+        /// The request it answers, in flight until the answer is handled.
         answered: Answered,
     },
     /// A request got no answer: the node was unreachable or the call failed.
     Unanswered {
         to: NodeId,
-        asked: Asked,
         answered: Answered,
     },
 }
@@ -316,7 +313,8 @@ impl Actor {
                 self.book_changed |= before != self.core.ledger().known;
                 let _ = reply.send(self.book());
             }
-            Command::NodeResponse { from, response, asked, answered } => {
+            Command::NodeResponse { from, response, answered } => {
+                let asked = answered.asked();
                 if let Response::Status(_) = &response {
                 } else {
                     debug!(self.log, "answer"; "from" => %from, "answer" => summarize(&response));
@@ -339,7 +337,8 @@ impl Actor {
                     self.failpoints.kill_point(Point::CoordinatorMidPrepare);
                 }
             }
-            Command::Unanswered { to, asked, answered } => {
+            Command::Unanswered { to, answered } => {
+                let asked = answered.asked();
                 drop(answered);
                 self.call_ended(&to, asked, false);
             }
@@ -456,10 +455,10 @@ impl Actor {
         tokio::spawn(async move {
             let res = call_node(ch, &request, &limits).await;
             let cmd = match res {
-                Ok(response) => Command::NodeResponse { from: to, response, asked, answered },
+                Ok(response) => Command::NodeResponse { from: to, response, answered },
                 Err(e) => {
                     debug!(log, "node unreachable"; "node" => %to, "request" => ?asked.0, "error" => %e.message());
-                    Command::Unanswered { to, asked, answered }
+                    Command::Unanswered { to, answered }
                 }
             };
             if let Some(me) = me.upgrade() {
@@ -587,6 +586,13 @@ type InFlight = (NodeId, RequestKind, Option<Epoch>);
 /// checked the same Prepare twice, and got PrepareAndCommits on top of Commits).
 #[derive(Debug)]
 pub(crate) struct Answered(Arc<std::sync::Mutex<BTreeSet<InFlight>>>, InFlight);
+
+impl Answered {
+    /// The request's kind and epoch.
+    fn asked(&self) -> Asked {
+        (self.1.1, self.1.2)
+    }
+}
 
 impl Drop for Answered {
     fn drop(&mut self) {
