@@ -7,14 +7,16 @@
 //!
 //! The node cases run against agent n1 of a cluster where epoch 1 committed, sending what
 //! the coordinator would send (with the coordinator's certificate) for a new epoch 2; the
-//! control-plane cases against the coordinator with the operator's certificate.
+//! control-plane cases against the coordinator with the operator's certificate. Prepares
+//! broken field by field are in t36.
 
 mod common;
 
-use common::{Cluster, Dealt, Target, assert_invalid_argument, assert_refusal, node};
+use common::{
+    Cluster, Target, assert_invalid_argument, configured_and_dealt, node, prepared_config,
+};
 use prost::Message;
 use tonic::{Code, Status};
-use tq_protocol::{Epoch, NodeError, NodeId};
 use tq_wire::pb;
 
 const PREPARE: &str = "/tq.v1.NodeAgent/Prepare";
@@ -25,18 +27,6 @@ const STATUS: &str = "/tq.v1.Coordinator/Status";
 
 /// The server's cap (`ServerLimits::max_message_bytes`, the harness uses the default).
 const CAP: usize = 4 * 1024 * 1024;
-
-fn e(n: u64) -> Epoch {
-    Epoch::new(n).expect("an epoch")
-}
-
-/// A cluster with epoch 1 committed on n1..n3, and epoch 2 dealt to the same members (what
-/// the coordinator would prepare next).
-async fn cluster(name: &str) -> (Cluster, Dealt) {
-    let (c, all) = Cluster::configured(name, 3, 2).await;
-    let dealt = common::deal(c.id, 2, Some(1), &all, 2, 42);
-    (c, dealt)
-}
 
 /// Sends raw bytes to both services at once: `node_body` to n1's `node_path` as the
 /// coordinator, `control_body` to the coordinator's `control_path` as the operator.
@@ -81,7 +71,7 @@ fn assert_not_protobuf(what: &str, r: Result<Vec<u8>, Status>, says: &str) {
 /// A Prepare cut in the middle of its share, and a Reconfigure cut inside a member name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_protobuf() {
-    let (c, dealt) = cluster("truncated").await;
+    let (c, dealt) = configured_and_dealt("truncated").await;
     let guard = c.untouched(&both()).await;
     let mut prepare = dealt.prepare(&node(1)).encode_to_vec();
     prepare.truncate(prepare.len() - 10);
@@ -97,7 +87,7 @@ async fn truncated_protobuf() {
 /// A varint of eleven bytes (more than 64 bits) for the epoch / threshold field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_varint() {
-    let (c, _) = cluster("varint").await;
+    let (c, _) = configured_and_dealt("varint").await;
     let guard = c.untouched(&both()).await;
     let long = |tag: u8| {
         let mut b = vec![tag];
@@ -116,7 +106,7 @@ async fn bad_varint() {
 /// A varint field sent as length-delimited (and the reverse).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_wire_type() {
-    let (c, _) = cluster("wiretype").await;
+    let (c, _) = configured_and_dealt("wiretype").await;
     let guard = c.untouched(&both()).await;
     // CommitRequest.epoch (field 1, varint) as wire type 2 with one byte of payload.
     let commit = vec![0x0a, 0x01, 0x02];
@@ -135,7 +125,7 @@ async fn wrong_wire_type() {
 /// message over the decode limit), before the body is decoded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_of_5_mib() {
-    let (c, _) = cluster("fivemib").await;
+    let (c, _) = configured_and_dealt("fivemib").await;
     let guard = c.untouched(&both()).await;
     let body = vec![0u8; 5 * 1024 * 1024];
     let (n, co) = raw_to_both(&c, PREPARE, body.clone(), RECONFIGURE, body).await;
@@ -169,7 +159,7 @@ fn padded_status_request(len: usize) -> Vec<u8> {
 /// is refused with `OutOfRange`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_just_over_the_cap() {
-    let (c, _) = cluster("overcap").await;
+    let (c, _) = configured_and_dealt("overcap").await;
     let guard = c.untouched(&both()).await;
     let (n, co) = raw_to_both(
         &c,
@@ -197,309 +187,6 @@ async fn message_just_over_the_cap() {
     c.shutdown().await;
 }
 
-// ---------------------------------------------------------------------- Prepare, field by field
-
-/// Sends `req` to n1 as the coordinator and runs `check` on the refusal; n1's store must be
-/// unchanged.
-async fn prepare_refused(
-    name: &str,
-    change: impl FnOnce(&Dealt, &mut pb::PrepareRequest),
-    check: impl FnOnce(&Status),
-) -> Cluster {
-    let (c, dealt) = cluster(name).await;
-    let n1 = node(1);
-    let guard = c.untouched(&[Target::Agent(n1.clone())]).await;
-    let mut req = dealt.prepare(&n1);
-    change(&dealt, &mut req);
-    let e = c.as_coordinator(&n1).prepare(req).await.expect_err("the Prepare must be refused");
-    check(&e);
-    c.assert_untouched(guard).await;
-    c
-}
-
-fn config(req: &mut pb::PrepareRequest) -> &mut pb::Configuration {
-    req.config.as_mut().expect("a configuration")
-}
-
-fn share(req: &mut pb::PrepareRequest) -> &mut pb::Share {
-    req.share.as_mut().expect("a share")
-}
-
-/// §6.3: a Prepare without its configuration.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prepare_without_configuration() {
-    let c = prepare_refused(
-        "noconfig",
-        |_, r| r.config = None,
-        |e| assert_invalid_argument(e, "missing config"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// A Prepare whose configuration is present but empty (every field at its default).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prepare_with_empty_configuration() {
-    let c = prepare_refused(
-        "emptyconfig",
-        |_, r| r.config = Some(pb::Configuration::default()),
-        |e| assert_invalid_argument(e, "cluster_id must be 16 bytes, got 0"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// A Prepare without the recipient's share.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prepare_without_share() {
-    let c = prepare_refused(
-        "noshare",
-        |_, r| r.share = None,
-        |e| assert_invalid_argument(e, "missing share"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// A Prepare whose share is present but empty (x = 0, no y).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prepare_with_empty_share() {
-    let c = prepare_refused(
-        "emptyshare",
-        |_, r| r.share = Some(pb::Share::default()),
-        |e| assert_invalid_argument(e, "share index 0 is not allowed"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §5: a share value of 31 bytes (and of 33).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_of_wrong_length() {
-    let (c, dealt) = cluster("sharelen").await;
-    let n1 = node(1);
-    let guard = c.untouched(&[Target::Agent(n1.clone())]).await;
-    for len in [31, 33] {
-        let mut req = dealt.prepare(&n1);
-        share(&mut req).y.resize(len, 0);
-        let e = c.as_coordinator(&n1).prepare(req).await.expect_err("a share of the wrong length");
-        assert_invalid_argument(&e, &format!("share value must be 32 bytes, got {len}"));
-    }
-    c.assert_untouched(guard).await;
-    c.shutdown().await;
-}
-
-/// §5: x = 0 is the secret's own point, never a share (here with n1's real y).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_with_x_zero() {
-    let c = prepare_refused(
-        "xzero",
-        |_, r| share(r).x = 0,
-        |e| assert_invalid_argument(e, "share index 0 is not allowed"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// An x beyond the largest configuration (1024).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_index_beyond_the_largest_configuration() {
-    let c = prepare_refused(
-        "xhuge",
-        |_, r| share(r).x = 70_000,
-        |e| assert_invalid_argument(e, "share index 70000 is beyond the largest configuration"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// A y that is not a canonical Ristretto255 scalar.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_not_a_canonical_scalar() {
-    let c = prepare_refused(
-        "noncanonical",
-        |_, r| share(r).y = vec![0xff; 32],
-        |e| assert_invalid_argument(e, "not a canonical scalar"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §5, §6.3: n1's share with one bit flipped no longer matches the digest the configuration
-/// records: typed `ShareDigestMismatch`, and the node keeps a `BadShareFromCoordinator`
-/// alarm (§8).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_whose_digest_does_not_match() {
-    let c = prepare_refused(
-        "digest",
-        |_, r| share(r).y[0] ^= 1,
-        |e| {
-            assert_refusal(
-                e,
-                Code::InvalidArgument,
-                NodeError::ShareDigestMismatch(Epoch::new(2).expect("e2")),
-            )
-        },
-    )
-    .await;
-    assert_eq!(c.node_status(&node(1)).await.alarms, 1, "the bad share is an alarm");
-    c.shutdown().await;
-}
-
-/// §5: a share off the polynomial whose digest the (dishonest) coordinator recorded: the
-/// digest passes, the Feldman check refuses it (`ShareVerificationFailed`), with an alarm.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_off_the_polynomial_with_its_digest_recorded() {
-    let c = prepare_refused(
-        "feldman",
-        |dealt, r| {
-            let forged = tq_protocol::Share::from_bytes(
-                tq_protocol::ShareIndex::new(1).expect("x"),
-                &[7; 32],
-            )
-            .expect("a canonical scalar");
-            let mut parts = dealt.config.to_parts();
-            parts.members[0].2 =
-                tq_protocol::crypto::digest::share_digest(&parts.cluster_id, e(2), &forged);
-            let config = tq_protocol::Configuration::try_from(parts).expect("still valid");
-            r.config = Some(tq_wire::convert::config_to_pb(&config));
-            r.share = Some(tq_wire::convert::share_to_pb(&forged));
-        },
-        |e| {
-            assert_refusal(e, Code::InvalidArgument, NodeError::ShareVerificationFailed(self::e(2)))
-        },
-    )
-    .await;
-    assert_eq!(c.node_status(&node(1)).await.alarms, 1, "the forged share is an alarm");
-    c.shutdown().await;
-}
-
-/// §6.3: n2's (valid) share sent to n1: it is not the share recorded for n1's slot.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_of_another_member() {
-    let c = prepare_refused(
-        "othershare",
-        |d, r| r.share = Some(d.share_pb(&node(2))),
-        |e| assert_refusal(e, Code::InvalidArgument, NodeError::ShareDigestMismatch(self::e(2))),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// A point of the dealt polynomial at x = 4, a slot no member holds (a non-member's share):
-/// it lies on the polynomial but is not n1's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_from_a_non_member_slot() {
-    let c = prepare_refused(
-        "nonmember",
-        |d, r| {
-            let k = d.config.threshold();
-            let shares: Vec<&tq_protocol::Share> = d.shares.values().collect();
-            let x4 = tq_protocol::ShareIndex::new(4).expect("x");
-            let s = tq_protocol::crypto::sharing::interpolate_share(&shares, k, x4)
-                .expect("a point of the polynomial");
-            r.share = Some(tq_wire::convert::share_to_pb(&s));
-        },
-        |e| assert_refusal(e, Code::InvalidArgument, NodeError::ShareDigestMismatch(self::e(2))),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §5: share digests bind the epoch. Epoch 3's configuration relabelled as epoch 2, with
-/// n1's share of it: the digest recorded for n1 is epoch 3's, so the share does not match.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_for_the_wrong_epoch() {
-    let c = prepare_refused(
-        "wrongepoch",
-        |d, r| {
-            let all: Vec<NodeId> = d.shares.keys().cloned().collect();
-            let cluster = *d.config.cluster_id();
-            let e3 = common::deal(cluster, 3, Some(1), &all, 2, 43);
-            let mut req = e3.prepare(&node(1));
-            config(&mut req).epoch = 2;
-            *r = req;
-        },
-        |e| assert_refusal(e, Code::InvalidArgument, NodeError::ShareDigestMismatch(self::e(2))),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §4: a member id that is not a node id.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn member_with_an_invalid_node_id() {
-    let c = prepare_refused(
-        "badid",
-        |_, r| config(r).members[2].node_id = "N3!".into(),
-        |e| assert_invalid_argument(e, "member node_id"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §4: members must be listed in sorted order with x = 1..N in that order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_out_of_order() {
-    let c = prepare_refused(
-        "order",
-        |_, r| config(r).members.swap(0, 1),
-        |e| assert_invalid_argument(e, "must have share index"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §4: K + 1 commitments; one missing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commitment_missing() {
-    let c = prepare_refused(
-        "commitcount",
-        |_, r| {
-            config(r).commitments.pop();
-        },
-        |e| assert_invalid_argument(e, "expected 3 commitments (K + 1), got 2"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §5: a commitment that is not a Ristretto255 point.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commitment_not_a_point() {
-    let c = prepare_refused(
-        "commitpoint",
-        |_, r| config(r).commitments[2] = vec![0xff; 32],
-        |e| assert_invalid_argument(e, "commitment 2 is not a valid Ristretto255 point"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §4: prior secrets are present exactly when there is a previous epoch.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prior_secrets_without_a_previous_epoch() {
-    let c = prepare_refused(
-        "priors",
-        |_, r| config(r).previous_epoch = 0,
-        |e| assert_invalid_argument(e, "prior secrets must be present exactly"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
-/// §4: previous_epoch must be before epoch.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn previous_epoch_not_before_epoch() {
-    let c = prepare_refused(
-        "previous",
-        |_, r| config(r).previous_epoch = 2,
-        |e| assert_invalid_argument(e, "previous epoch 2 is not before epoch 2"),
-    )
-    .await;
-    c.shutdown().await;
-}
-
 // ---------------------------------------------------------------------- bounds of §4, both services
 
 /// Sends n1 the epoch-2 Prepare changed by `change` (wire conversion must refuse it, saying
@@ -512,11 +199,11 @@ async fn bounds_refused(
     reconfigure: pb::ReconfigureRequest,
     control_says: &str,
 ) {
-    let (c, dealt) = cluster(name).await;
+    let (c, dealt) = configured_and_dealt(name).await;
     let n1 = node(1);
     let guard = c.untouched(&both()).await;
     let mut req = dealt.prepare(&n1);
-    change(config(&mut req));
+    change(prepared_config(&mut req));
     let e = c.as_coordinator(&n1).prepare(req).await.expect_err("n1 must refuse");
     assert_invalid_argument(&e, node_says);
     let e = c.operator().reconfigure(reconfigure).await.expect_err("the coordinator must refuse");
@@ -624,7 +311,7 @@ async fn duplicate_member() {
 /// configuration's previous epoch it is refused by wire conversion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epoch_zero() {
-    let (c, dealt) = cluster("epoch0").await;
+    let (c, dealt) = configured_and_dealt("epoch0").await;
     let n1 = node(1);
     let guard = c.untouched(&[Target::Agent(n1.clone())]).await;
     let mut co = c.as_coordinator(&n1);
@@ -639,7 +326,7 @@ async fn epoch_zero() {
         .expect_err("GetShare(0)");
     assert_invalid_argument(&e, "epoch 0 is not valid");
     let mut req = dealt.prepare(&n1);
-    config(&mut req).epoch = 0;
+    prepared_config(&mut req).epoch = 0;
     let e = co.prepare(req).await.expect_err("Prepare of epoch 0");
     assert_invalid_argument(&e, "epoch 0 is not valid");
     let e = co
@@ -659,7 +346,7 @@ async fn epoch_zero() {
 /// certificate: refused whole, the stored book unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_book_with_an_invalid_node_id() {
-    let (c, _) = cluster("book").await;
+    let (c, _) = configured_and_dealt("book").await;
     let n1 = node(1);
     let guard = c.untouched(&[Target::Agent(n1.clone())]).await;
     let entry = |id: &str, a: &str| pb::AddressEntry { node_id: id.into(), address: a.into() };
@@ -682,7 +369,7 @@ async fn address_book_with_an_invalid_node_id() {
 /// that does not validate: `InvalidArgument`, and the ledger is unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_enrollment() {
-    let (c, _) = cluster("enroll").await;
+    let (c, _) = configured_and_dealt("enroll").await;
     let guard = c.untouched(&[Target::Coordinator]).await;
     let n1 = c.tls_of(&c.agent_tls(&node(1)));
     let summary = || pb::NodeStatus { node_id: "n1".into(), ..Default::default() };
@@ -713,7 +400,7 @@ async fn malformed_enrollment() {
 /// A GetShare whose digest is neither empty nor 32 bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_share_with_a_digest_of_wrong_length() {
-    let (c, _) = cluster("sharedigest").await;
+    let (c, _) = configured_and_dealt("sharedigest").await;
     let n1 = node(1);
     let guard = c.untouched(&[Target::Agent(n1.clone())]).await;
     let n2 = c.tls_of(&c.agent_tls(&node(2)));
@@ -731,7 +418,7 @@ async fn get_share_with_a_digest_of_wrong_length() {
 /// answered by both services.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_raw_bytes_of_a_valid_message_are_answered() {
-    let (c, _) = cluster("rawcontrol").await;
+    let (c, _) = configured_and_dealt("rawcontrol").await;
     let (n, co) = raw_to_both(
         &c,
         NODE_STATUS,
@@ -751,7 +438,7 @@ async fn control_raw_bytes_of_a_valid_message_are_answered() {
 /// A method neither service has: `Unimplemented`, nothing else happens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_method() {
-    let (c, _) = cluster("nomethod").await;
+    let (c, _) = configured_and_dealt("nomethod").await;
     let guard = c.untouched(&both()).await;
     let (n, co) =
         raw_to_both(&c, "/tq.v1.NodeAgent/Expunge", vec![], "/tq.v1.Coordinator/Wipe", vec![])

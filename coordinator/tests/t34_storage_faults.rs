@@ -11,6 +11,10 @@
 //! it was. `fsync-eio` fails after sled wrote the change into its data file: nothing is
 //! answered or sent, and on restart the store holds either all of the change or none of it
 //! (here all: the bytes are in the file, and the seal accepts one write beyond it, §7).
+//!
+//! State damaged at rest (a truncated or bit-flipped sled log, a directory restored from an
+//! older copy) is refused when the service starts, and the cluster goes on once the good
+//! files are back.
 
 mod common;
 
@@ -321,4 +325,165 @@ async fn coordinator_fsync_eio_persisting_the_commit_decision() {
     .await;
     c.operator().commit(pb::CommitEpochRequest {}).await.expect("operator commit");
     recovered(c, &all, 3, &[(1, key1), (2, key2)]).await;
+}
+
+// ---------------------------------------------------------------------- damaged state (§7)
+
+/// §7: stops n1 (epoch 1 committed), damages its state directory with `damage`, and
+/// expects the agent to refuse to start saying `says`, twice (the refusal must not depend on
+/// what sled did to the files during the first attempt). With the good files back it starts
+/// with its state and the cluster's key.
+///
+/// (Before the seal in `tq_wire::durable`, sled recovered every one of these damaged logs to
+/// an older prefix and the agent started silently rolled back, mostly with no protocol
+/// state at all.)
+async fn agent_refuses_damaged_state(name: &str, damage: impl Fn(&std::path::Path), says: &str) {
+    let (mut c, all) = Cluster::configured(name, 3, 2).await;
+    let n1 = node(1);
+    c.stop_agent(&n1).await;
+    let dir = c.agent_state(&n1);
+    let good = common::snapshot(&dir);
+    watch_panics();
+    damage(&dir);
+    let first = c.agent_refuses_to_start(&n1, c.agent_config(&n1)).await;
+    let second = c.agent_refuses_to_start(&n1, c.agent_config(&n1)).await;
+    assert!(first.contains(&format!("is inconsistent: {says}")), "{first}");
+    assert_eq!(first, second, "the second attempt must refuse for the same reason");
+    common::restore(&dir, &good);
+    c.start_agent(&n1).await;
+    assert_eq!(c.node_status(&n1).await.committed.map(|e| e.epoch), Some(1));
+    c.same_key_everywhere(&all, 1).await;
+    assert_eq!(panics(), 0);
+    c.shutdown().await;
+}
+
+const LOST: &str = "it lost durable writes";
+
+/// The data file cut to half its length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_data_file_truncated() {
+    let half = |dir: &std::path::Path| {
+        common::truncate_data_file(dir, common::data_file_len(dir) as u64 / 2)
+    };
+    agent_refuses_damaged_state("truncated", half, LOST).await;
+}
+
+/// The data file's last 30 bytes cut (a torn tail: the last write lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_data_file_missing_its_last_write() {
+    let torn = |dir: &std::path::Path| {
+        common::truncate_data_file(dir, common::data_file_len(dir) as u64 - 30)
+    };
+    agent_refuses_damaged_state("torntail", torn, LOST).await;
+}
+
+/// One bit flipped in the middle of the data file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_data_file_with_a_bit_flipped() {
+    let flip =
+        |dir: &std::path::Path| common::flip_bit_of_data_file(dir, common::data_file_len(dir) / 2);
+    agent_refuses_damaged_state("bitflip", flip, LOST).await;
+}
+
+/// One bit flipped in the data file's last write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_data_file_with_a_bit_flipped_in_its_last_write() {
+    let flip =
+        |dir: &std::path::Path| common::flip_bit_of_data_file(dir, common::data_file_len(dir) - 5);
+    agent_refuses_damaged_state("bitfliptail", flip, LOST).await;
+}
+
+/// The seal file removed: the data holds more writes than a missing seal accounts for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_seal_file_removed() {
+    let remove = |dir: &std::path::Path| {
+        std::fs::remove_file(dir.join("tq-seal")).expect("the seal file exists")
+    };
+    agent_refuses_damaged_state("noseal", remove, "its seal records write 0").await;
+}
+
+/// The seal file altered (one bit flipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_seal_file_damaged() {
+    let flip = |dir: &std::path::Path| {
+        let path = dir.join("tq-seal");
+        let mut b = std::fs::read(&path).expect("the seal file");
+        b[7] ^= 1;
+        std::fs::write(&path, b).expect("write the seal");
+    };
+    agent_refuses_damaged_state("badseal", flip, "seal file: damaged").await;
+}
+
+/// §7 for the coordinator: its ledger's data file cut to half. It must refuse to start
+/// (a ledger that forgot its epochs could hand out an epoch number twice, §6.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_ledger_truncated() {
+    let (mut c, _) = Cluster::configured("ledgertruncated", 3, 2).await;
+    c.stop_coordinator().await;
+    let dir = c.coordinator_state().to_path_buf();
+    let good = common::snapshot(&dir);
+    watch_panics();
+    common::truncate_data_file(&dir, common::data_file_len(&dir) as u64 / 2);
+    for attempt in 1..=2 {
+        let err = c.try_start_coordinator().await.expect_err("the damaged ledger must be refused");
+        assert!(
+            err.contains("is inconsistent: it lost durable writes"),
+            "attempt {attempt}: {err}"
+        );
+    }
+    common::restore(&dir, &good);
+    c.start_coordinator().await;
+    let s = c.status().await;
+    assert_eq!(s.latest_committed_epoch, 1, "{s:#?}");
+    assert_eq!(panics(), 0);
+    c.shutdown().await;
+}
+
+/// §7, §6.11, §6.5: n1's whole state directory restored from a copy taken before epoch 2
+/// committed. The copy is self-consistent, so the agent starts (it cannot know). With its
+/// peers down it reports epoch 1 and the coordinator marks it `rolled_back`; once a peer is
+/// back, n1 learns of epoch 2 (CommitAdvance / PrepareAndCommit), catches up and derives
+/// epoch 2's key again. (With its peers up it usually catches up before the coordinator
+/// polls it: the rollback then heals before anyone sees it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_state_restored_from_before_the_last_commit() {
+    let (mut c, all) = Cluster::configured("restored", 3, 2).await;
+    let n1 = node(1);
+    c.stop_agent(&n1).await;
+    let dir = c.agent_state(&n1);
+    let old = common::snapshot(&dir);
+    c.start_agent(&n1).await;
+    c.reconfigure(&all, 2, 1).await.expect("reconfiguration accepted");
+    c.wait_committed(2, &all).await;
+    let key2 = c.same_key_everywhere(&all, 2).await;
+    let key1 = c.same_key_everywhere(&all, 1).await;
+
+    for n in &all {
+        c.stop_agent(n).await;
+    }
+    watch_panics();
+    common::restore(&dir, &old);
+    c.start_agent(&n1).await;
+    assert_eq!(c.node_status(&n1).await.committed.map(|e| e.epoch), Some(1), "n1 went back");
+    c.wait_status("the coordinator marks n1 rolled back", |s| {
+        common::member(s, &n1).is_some_and(|m| {
+            m.stale
+                && m.stale_reason == "rolled_back"
+                && m.stale_detail == "reported committed epoch 1 after 2"
+        })
+    })
+    .await;
+
+    c.start_agent(&node(2)).await;
+    c.start_agent(&node(3)).await;
+    c.wait_status("n1 is back at epoch 2 and fresh", |s| {
+        common::member(s, &n1).is_some_and(|m| m.committed_epoch == 2 && !m.stale)
+    })
+    .await;
+    assert_eq!(c.wait_key(&n1, 2).await, key2, "n1 caught up to another secret");
+    assert_eq!(c.wait_key(&n1, 1).await, key1, "n1 lost epoch 1's key");
+    assert_eq!(c.node_status(&n1).await.committed.map(|e| e.epoch), Some(2));
+    assert_eq!(c.status().await.alarm_count, 0);
+    assert_eq!(panics(), 0);
+    c.shutdown().await;
 }

@@ -80,3 +80,16 @@ impl Dealt {
         pb::CommitRequest { epoch: self.config.epoch().get(), digest: self.digest() }
     }
 }
+
+/// A cluster with epoch 1 committed on n1..n3, and epoch 2 dealt to the same members (what
+/// the coordinator would prepare next).
+pub(crate) async fn configured_and_dealt(name: &str) -> (Cluster, Dealt) {
+    let (c, all) = Cluster::configured(name, 3, 2).await;
+    let dealt = deal(c.id, 2, Some(1), &all, 2, 42);
+    (c, dealt)
+}
+
+/// The configuration a Prepare carries, to change it.
+pub(crate) fn prepared_config(req: &mut pb::PrepareRequest) -> &mut pb::Configuration {
+    req.config.as_mut().expect("a configuration")
+}

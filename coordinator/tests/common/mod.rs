@@ -16,16 +16,19 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use slog::{Logger, o};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::Code;
 use tonic::transport::Channel;
 use tq_coordinator::config::ProtocolConfig;
 use tq_coordinator::{CoordinatorConfig, CoordinatorError};
 use tq_node_agent::{AgentConfig, AgentError};
-use tq_protocol::{ClusterId, NodeId, Peer};
+use tq_protocol::{ClusterId, Configuration, NodeError, NodeId, Peer, Share};
 use tq_wire::client::{ClientLimits, channel};
 use tq_wire::pb::{
     self, coordinator_client::CoordinatorClient, local_keys_client::LocalKeysClient,
@@ -631,59 +634,12 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// `n`'s row in the status.
-pub(crate) fn member<'a>(s: &'a pb::ClusterStatus, n: &NodeId) -> Option<&'a pb::MemberStatus> {
-    s.members.iter().find(|m| m.node_id == n.as_str())
-}
-
-/// Derives the test key at `epoch` (0 = latest).
-pub(crate) async fn derive(
-    keys: &mut LocalKeysClient<Channel>,
-    epoch: u64,
-) -> Result<pb::DeriveKeyResponse, tonic::Status> {
-    let req = pb::DeriveKeyRequest {
-        purpose: PURPOSE.into(),
-        context: CONTEXT.to_vec(),
-        epoch,
-        length: 0,
-    };
-    keys.derive_key(req).await.map(tonic::Response::into_inner)
-}
-
-/// Polls `probe` until it returns Some, or fails the test after [`DEADLINE`].
-pub(crate) async fn wait_until<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        if start.elapsed() > DEADLINE {
-            panic!("timed out after {DEADLINE:?} waiting until {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Node ids from names.
-pub(crate) fn ids(names: &[&str]) -> Vec<NodeId> {
-    names.iter().map(|n| id(n)).collect()
-}
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use tonic::Code;
-use tq_protocol::{Configuration, NodeError, Share};
-
 mod damage;
 mod deal;
 mod failed;
 mod leaks;
 mod logs;
+mod lookup;
 mod raw;
 mod untouched;
 
@@ -695,6 +651,8 @@ pub(crate) use deal::*;
 pub(crate) use failed::*;
 #[allow(unused_imports)] // each test binary uses part of the harness
 pub(crate) use leaks::*;
+#[allow(unused_imports)] // each test binary uses part of the harness
+pub(crate) use lookup::*;
 #[allow(unused_imports)] // each test binary uses part of the harness
 pub(crate) use raw::*;
 #[allow(unused_imports)] // each test binary uses part of the harness
