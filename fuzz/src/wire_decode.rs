@@ -14,10 +14,9 @@ use tonic::{Code, Status};
 use tq_protocol::crypto::derive::{DeriveError, MAX_DERIVED_LEN, derive_key};
 use tq_protocol::{Epoch, NodeError, Request, RequestKind, Response, Secret};
 use tq_wire::convert::{
-    NodeRequest, NodeResponse, config_from_pb, config_to_pb, report_from_pb, report_to_pb,
-    request_from_pb, request_to_pb, response_from_rpc, share_from_pb, share_to_pb,
+    NodeRequest, NodeResponse, address_book_from_pb, config_from_pb, config_to_pb, report_from_pb,
+    report_to_pb, request_from_pb, request_to_pb, response_from_rpc, share_from_pb, share_to_pb,
 };
-use tq_wire::node_service::address_book_from_pb;
 use tq_wire::pb;
 use tq_wire::refusal::{refusal_to_status, status_to_refusal};
 

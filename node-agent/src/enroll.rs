@@ -7,8 +7,8 @@ use std::time::Duration;
 use slog::{Logger, info, warn};
 use tq_protocol::Peer;
 use tq_wire::client::{ClientLimits, channel};
+use tq_wire::convert::address_book_from_pb;
 use tq_wire::convert::report_to_pb;
-use tq_wire::node_service::address_book_from_pb;
 use tq_wire::pb::{self, coordinator_client::CoordinatorClient};
 use tq_wire::tls::TlsMaterial;
 

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tq_testbed::sim::bugs::NAMES;
-use tq_testbed::sim::run::{Shape, SimArgs};
+use tq_sim::cli::print_summary;
 
 #[derive(Parser)]
 #[command(name = "tq-testbed", version, about = "Simulate, replay and exercise a tq cluster")]
@@ -16,42 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run random cases of the deterministic cluster simulation and check DESIGN §9's
-    /// invariants after every event. Exits 0 only when no invariant broke.
-    Sim {
-        /// How many cases.
-        #[arg(long, default_value_t = 100)]
-        cases: u64,
-        /// The run's seed: every random choice derives from it.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Print the summary as one JSON object on the last line.
-        #[arg(long)]
-        json: bool,
-        /// Break a rule on purpose (needs the danger-inject-bugs feature).
-        #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
-        inject_bug: Option<String>,
-        /// Most nodes in a case (coordinator not counted).
-        #[arg(long, default_value_t = 16)]
-        max_nodes: usize,
-        /// Fewest random actions per case (before the liveness phase).
-        #[arg(long, default_value_t = 300)]
-        min_actions: usize,
-        /// Most random actions per case.
-        #[arg(long, default_value_t = 2000)]
-        max_actions: usize,
-        /// Where failing cases' event logs go.
-        #[arg(long, default_value = "target/sim-failures")]
-        log_dir: PathBuf,
-    },
-    /// Step through an event log written by `sim`, printing each event and what it changed.
-    Replay {
-        /// The log.
-        log: PathBuf,
-        /// Stop after this event.
-        #[arg(long)]
-        until: Option<u64>,
-    },
+    #[command(flatten)]
+    Sim(tq_sim::cli::Command),
     /// Start a local cluster: one tq-coordinator and N tq-agent processes on 127.0.0.1, with
     /// certificates, configs, state, logs and PID files in DIR. Prints `READY <cluster.toml>`
     /// once every agent has enrolled, then runs until SIGINT or SIGTERM and stops them all.
@@ -224,16 +189,6 @@ fn report(res: Result<(), String>) -> ExitCode {
     }
 }
 
-/// Prints a run's summary (one JSON line with --json, else indented); exits 0 when `ok`.
-fn print_summary(summary: &serde_json::Value, json: bool, ok: bool) -> ExitCode {
-    if json {
-        println!("{summary}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(summary).unwrap_or_default());
-    }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-}
-
 fn main() -> ExitCode {
     tq_wire::tls::install_crypto_provider();
     match Cli::parse().command {
@@ -289,45 +244,6 @@ fn main() -> ExitCode {
         Command::Demo { nodes, dir, keep } => {
             report(runtime().and_then(|rt| rt.block_on(tq_testbed::demo::demo(dir, nodes, keep))))
         }
-        Command::Sim {
-            cases,
-            seed,
-            json,
-            inject_bug,
-            max_nodes,
-            min_actions,
-            max_actions,
-            log_dir,
-        } => {
-            let args = SimArgs {
-                cases,
-                seed,
-                shape: Shape { max_nodes, min_actions, max_actions },
-                bug: inject_bug,
-                log_dir,
-                quiet: false,
-            };
-            if let Some(b) = &args.bug
-                && let Err(e) = tq_testbed::sim::bugs::Bug::parse(b)
-            {
-                eprintln!("tq-testbed: {e}");
-                return ExitCode::from(64);
-            }
-            match tq_testbed::sim::run::run(&args) {
-                Ok(summary) => print_summary(&summary, json, summary["violations"] == 0),
-                Err(e) => {
-                    eprintln!("tq-testbed: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Replay { log, until } => match tq_testbed::sim::replay::replay(&log, until) {
-            Ok(0) => ExitCode::SUCCESS,
-            Ok(_) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("tq-testbed: {e}");
-                ExitCode::from(66)
-            }
-        },
+        Command::Sim(cmd) => tq_sim::cli::run(cmd, "tq-testbed"),
     }
 }

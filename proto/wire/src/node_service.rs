@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use tq_protocol::{ClusterId, NodeId, Peer, Request, Response};
 
-use crate::convert::{NodeRequest, NodeResponse, request_from_pb};
+use crate::convert::{NodeRequest, NodeResponse, address_book_from_pb, request_from_pb};
 use crate::identity::caller;
 use crate::pb::{self, node_agent_server::NodeAgent};
 
@@ -128,21 +128,4 @@ impl<H: NodeHandler> NodeAgent for NodeAgentService<H> {
         self.handler.address_book(who, book).await?;
         Ok(GrpcResponse::new(pb::AddressBookAck {}))
     }
-}
-
-/// A wire address book, validated.
-pub fn address_book_from_pb(b: &pb::AddressBook) -> Result<Vec<(NodeId, String)>, Status> {
-    b.entries
-        .iter()
-        .map(|e| {
-            let id = NodeId::new(e.node_id.as_str())
-                .map_err(|err| Status::invalid_argument(format!("address book: {err}")))?;
-            if e.address.is_empty() || e.address.len() > 255 {
-                return Err(Status::invalid_argument(format!(
-                    "address book: bad address for {id}"
-                )));
-            }
-            Ok((id, e.address.clone()))
-        })
-        .collect()
 }

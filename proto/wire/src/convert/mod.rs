@@ -1,10 +1,12 @@
 //! Wire messages into `tq-protocol` types, once, with typed errors (parse, don't validate),
 //! and back.
 
+mod address_book;
 mod config;
 mod node;
 mod status;
 
+pub use address_book::address_book_from_pb;
 pub use config::{config_from_pb, config_to_pb, share_from_pb, share_to_pb};
 pub use node::{
     NodeRequest, NodeResponse, legacy_from_pb, legacy_to_pb, report_from_pb, report_to_pb,

@@ -12,7 +12,7 @@ use tq_protocol::{
     Configuration, Digest, Epoch, NodeId, Request, Response, Secret, Share, Threshold,
 };
 
-use super::network::Endpoint;
+use crate::network::Endpoint;
 
 /// One broken invariant.
 #[derive(Debug, Clone)]

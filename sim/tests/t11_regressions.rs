@@ -11,8 +11,8 @@
 //! - `removed-member-stays-fresh`: a member that enrolled with empty state kept that standing
 //!   after a commit left it out, was re-added, and was sent a share while expunged (I8).
 
-use tq_testbed::sim::replay::violations;
-use tq_testbed::sim::run::CaseLog;
+use tq_sim::replay::violations;
+use tq_sim::run::CaseLog;
 
 #[test]
 fn every_recorded_failure_now_runs_clean() {

@@ -7,11 +7,11 @@ use rand_core::SeedableRng;
 use tq_protocol::NodeId;
 use tq_protocol::coordinator::status::PhaseStatus;
 
-use super::bugs::Bug;
-use super::event::{CaseSetup, Event, Tamper};
-use super::network::{Endpoint, Payload};
-use super::run::Shape;
-use super::world::World;
+use crate::bugs::Bug;
+use crate::event::{CaseSetup, Event, Tamper};
+use crate::network::{Endpoint, Payload};
+use crate::run::Shape;
+use crate::world::World;
 use tq_protocol::Request;
 
 #[derive(Clone, Copy)]

@@ -16,11 +16,11 @@ use tq_protocol::{
     ClusterId, Entropy, Epoch, NodeId, Peer, Request, Response, Secret, Threshold, Time,
 };
 
-use super::bugs::Bug;
-use super::checker::Checker;
-use super::event::{CaseSetup, Event};
-use super::network::{Endpoint, Msg, Network, Payload};
-use super::tamper::Tampering;
+use crate::bugs::Bug;
+use crate::checker::Checker;
+use crate::event::{CaseSetup, Event};
+use crate::network::{Endpoint, Msg, Network, Payload};
+use crate::tamper::Tampering;
 
 pub(crate) const CLUSTER: ClusterId = ClusterId::from_bytes(*b"tq-simulation-01");
 

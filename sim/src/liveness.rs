@@ -4,8 +4,8 @@
 
 use tq_protocol::{Epoch, NodeId};
 
-use super::event::Event;
-use super::world::World;
+use crate::event::Event;
+use crate::world::World;
 
 /// Simulated time the cluster gets to converge.
 const ROUNDS: usize = 240;

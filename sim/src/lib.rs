@@ -1,3 +1,5 @@
+//! # tq-sim
+//!
 //! The deterministic cluster simulation (issue: protocol core and simulation).
 //!
 //! A case is a setup and a list of events. [`world::World`] applies events to the real
@@ -7,6 +9,7 @@
 
 pub mod bugs;
 pub(crate) mod checker;
+pub mod cli;
 pub mod event;
 pub(crate) mod generate;
 pub(crate) mod liveness;

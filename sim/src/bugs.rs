@@ -39,8 +39,9 @@ impl Bug {
         };
         if !cfg!(feature = "danger-inject-bugs") {
             return Err(format!(
-                "this tq-testbed was built without the danger-inject-bugs feature; rebuild with \
-                 `--features danger-inject-bugs` to inject {name}"
+                "this simulation was built without the danger-inject-bugs feature; run \
+                 `cargo run --release -p tq-sim --features danger-inject-bugs -- sim ...` to \
+                 inject {name}"
             ));
         }
         Ok(bug)

@@ -1,10 +1,10 @@
-//! `tq-testbed replay LOG [--until N]`: steps through a case's event log, printing each
+//! `replay LOG [--until N]`: steps through a case's event log, printing each
 //! event and what it changed.
 
 use std::path::Path;
 
-use super::run::CaseLog;
-use super::world::World;
+use crate::run::CaseLog;
+use crate::world::World;
 
 /// Replays a log silently; returns the violations it produces now.
 pub fn violations(log: &CaseLog) -> Vec<String> {

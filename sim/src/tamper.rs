@@ -9,8 +9,8 @@ use tq_protocol::crypto::digest::share_digest;
 use tq_protocol::crypto::sharing::{deal, random_secret};
 use tq_protocol::{Configuration, Epoch, Request, Share, Threshold};
 
-use super::event::Tamper;
-use super::network::{Msg, Payload};
+use crate::event::Tamper;
+use crate::network::{Msg, Payload};
 
 /// Alternative dealings, so the same variant always yields the same configuration.
 pub(crate) struct Tampering {

@@ -1,4 +1,4 @@
-//! `tq-testbed sim`: many random cases, a JSON summary, an event log for each failure.
+//! `sim`: many random cases, a JSON summary, an event log for each failure.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,10 +7,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::event::{CaseSetup, Event};
-use super::generate::Generator;
-use super::liveness;
-use super::world::World;
+use crate::event::{CaseSetup, Event};
+use crate::generate::Generator;
+use crate::liveness;
+use crate::world::World;
 
 /// Knobs for a run.
 #[derive(Debug, Clone)]

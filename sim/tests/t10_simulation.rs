@@ -2,7 +2,7 @@
 //! test runner can spread them over cores. Each case checks I1–I8 after every event and I9
 //! at the end. A failure names the case and its replayable event log.
 
-use tq_testbed::sim::run::{Shape, run_case};
+use tq_sim::run::{Shape, run_case};
 
 const SEED: u64 = 0x7a_5eed;
 const CASES_PER_TEST: u64 = 40;
@@ -18,7 +18,7 @@ fn cases(batch: u64) {
             std::fs::write(&path, body).expect("the target directory is writable");
             panic!(
                 "case {case}: {invariant} broken at event {event}: {detail}\n\
-                 replay: cargo run -p tq-testbed -- replay {}",
+                 replay: cargo run -p tq-sim -- replay {}",
                 path.display()
             );
         }
