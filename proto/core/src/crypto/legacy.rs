@@ -49,11 +49,16 @@ pub enum LegacyError {
 impl LegacyShare {
     /// A share from bytes.
     pub fn from_bytes(b: &[u8]) -> Result<Self, LegacyError> {
-        let arr: [u8; LEGACY_SHARE_LEN] = b.try_into().map_err(|_| LegacyError::Length(b.len()))?;
-        if arr[0] == 0 {
+        if b.len() != LEGACY_SHARE_LEN {
+            return Err(LegacyError::Length(b.len()));
+        }
+        if b[0] == 0 {
             return Err(LegacyError::ZeroIndex);
         }
-        let share = LegacyShare(Box::new(Zeroizing::new(arr)));
+        // Copied straight into the wiped box: an intermediate array on the stack would
+        // leave the share behind in a frame nothing wipes.
+        let mut share = LegacyShare(Box::new(Zeroizing::new([0; LEGACY_SHARE_LEN])));
+        share.0.copy_from_slice(b);
         record(Kind::LegacyShare, &share.0[1..]);
         Ok(share)
     }

@@ -105,14 +105,18 @@ pub struct Share {
 impl Share {
     /// A share from wire bytes; the value must be a canonical scalar.
     pub fn from_bytes(x: ShareIndex, y: &[u8]) -> Result<Self, ShareError> {
-        let mut bytes: Zeroizing<[u8; 32]> =
-            Zeroizing::new(y.try_into().map_err(|_| ShareError::Length(y.len()))?);
-        if bool::from(Scalar::from_canonical_bytes(*bytes).is_none()) {
-            bytes.zeroize();
+        if y.len() != 32 {
+            return Err(ShareError::Length(y.len()));
+        }
+        // Straight into the wiped box: moving a Zeroizing array into a Box leaves the
+        // moved-from stack copy unwiped.
+        let mut bytes = Box::new(Zeroizing::new([0u8; 32]));
+        bytes.copy_from_slice(y);
+        if bool::from(Scalar::from_canonical_bytes(**bytes).is_none()) {
             return Err(ShareError::NotCanonical);
         }
-        record(Kind::Share, &*bytes);
-        Ok(Share { x, y: Box::new(bytes) })
+        record(Kind::Share, &**bytes);
+        Ok(Share { x, y: bytes })
     }
 
     pub(crate) fn from_scalar(x: ShareIndex, y: &Scalar) -> Self {
