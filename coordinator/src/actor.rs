@@ -95,6 +95,8 @@ pub(crate) enum Command {
         response: Response,
         /// The request it answers, in flight until the answer is handled.
         answered: Answered,
+        /// When that request was sent (a late answer can describe older state, §6.11).
+        asked_at: Time,
     },
     /// A request got no answer: the node was unreachable or the call failed.
     Unanswered {
@@ -313,7 +315,7 @@ impl Actor {
                 self.book_changed |= before != self.core.ledger().known;
                 let _ = reply.send(self.book());
             }
-            Command::NodeResponse { from, response, answered } => {
+            Command::NodeResponse { from, response, answered, asked_at } => {
                 let asked = answered.asked();
                 if let Response::Status(_) = &response {
                 } else {
@@ -322,7 +324,7 @@ impl Actor {
                 let ack = matches!(response, Response::PrepareAck { .. });
                 let committed =
                     matches!(response, Response::CommitAck { epoch } if Some(epoch) >= asked.1);
-                let out = self.core.handle_response(now, &from, response);
+                let out = self.core.handle_response(now, &from, asked_at, response);
                 // Whatever the core sends next to this node may go out.
                 drop(answered);
                 let commit_sent = out.iter().any(|o| {
@@ -451,11 +453,12 @@ impl Actor {
             return;
         }
         let answered = Answered(self.in_flight.clone(), key);
+        let asked_at = self.now();
         let (me, limits, log) = (self.me.clone(), self.limits, self.log.clone());
         tokio::spawn(async move {
             let res = call_node(ch, &request, &limits).await;
             let cmd = match res {
-                Ok(response) => Command::NodeResponse { from: to, response, answered },
+                Ok(response) => Command::NodeResponse { from: to, response, answered, asked_at },
                 Err(e) => {
                     debug!(log, "node unreachable"; "node" => %to, "request" => ?asked.0, "error" => %e.message());
                     Command::Unanswered { to, answered }

@@ -427,7 +427,7 @@ impl Harness {
         if let Some((e, _)) = acked.filter(|(e, d)| matching(*e, *d)) {
             self.acks.entry(e).or_default().insert(from.clone());
         }
-        let outs = self.coord.handle_response(self.now, from, r);
+        let outs = self.coord.handle_response(self.now, from, self.now, r);
         self.carry_out(outs);
     }
 

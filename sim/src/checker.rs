@@ -40,6 +40,7 @@ pub(crate) struct Checker {
     dealt: BTreeMap<Epoch, Arc<Configuration>>,
     truth: BTreeMap<Epoch, Secret>,
     max_committed: BTreeMap<NodeId, Epoch>,
+    wiped: BTreeSet<NodeId>,
     alarm_reported: bool,
     /// The most alarms alive at once (crashes forget alarms, so this is a floor).
     pub(crate) alarms_seen: u64,
@@ -59,6 +60,7 @@ impl Checker {
             dealt: BTreeMap::new(),
             truth: BTreeMap::new(),
             max_committed: BTreeMap::new(),
+            wiped: BTreeSet::new(),
             alarm_reported: false,
             alarms_seen: 0,
         }
@@ -207,6 +209,7 @@ impl Checker {
     /// A wiped node starts over: its committed epoch may go down without breaking I5.
     pub(crate) fn on_wipe(&mut self, id: &NodeId) {
         self.max_committed.remove(id);
+        self.wiped.insert(id.clone());
     }
 
     /// Acks as the coordinator receives them (for I4).
@@ -308,6 +311,17 @@ impl Checker {
         let mut first = coord
             .and_then(|c| c.alarms().kept().first().map(|a| format!("coordinator: {:?}", a.1)));
         for n in nodes {
+            // I5 as status shows it (§6.11): an honest coordinator calls a node rolled back
+            // only if it lost state, which here only a wipe does.
+            let rolled_back = coord.and_then(|c| c.tracker(n.id())).and_then(|t| t.rolled_back);
+            if self.honest && !self.wiped.contains(n.id()) {
+                self.check("I5", rolled_back.is_none(), || {
+                    format!(
+                        "coordinator shows {} rolled back {rolled_back:?}; it lost no state",
+                        n.id()
+                    )
+                });
+            }
             total += n.alarms().total();
             if first.is_none() {
                 first = n.alarms().kept().first().map(|a| format!("{}: {:?}", n.id(), a.1));

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use tq_protocol::{NodeId, Request, Response};
+use tq_protocol::{NodeId, Request, Response, Time};
 
 /// A process.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,6 +47,8 @@ pub(crate) struct Msg {
     /// The recipient's incarnation when this was sent: a connection dies with its process,
     /// so a restarted process never sees what was sent to its previous life.
     pub(crate) to_incarnation: u64,
+    /// When the request was sent (for an answer: the request it answers).
+    pub(crate) asked: Time,
 }
 
 impl Msg {
@@ -62,6 +64,7 @@ impl Msg {
             payload,
             from_incarnation: self.from_incarnation,
             to_incarnation: self.to_incarnation,
+            asked: self.asked,
         }
     }
 }

@@ -365,7 +365,7 @@ impl World {
             return self
                 .note(|| format!("  message {id} was sent to a process that has since restarted"));
         }
-        let caller = (msg.from.clone(), msg.from_incarnation);
+        let caller = (msg.from.clone(), msg.from_incarnation, msg.asked);
         let now = self.now;
         match (msg.to, msg.payload) {
             (Endpoint::Coordinator, Payload::Response(resp)) => {
@@ -374,7 +374,8 @@ impl World {
                     return;
                 }
                 self.check.on_coordinator_receives(&from, &resp);
-                if let Some(out) = self.coord.as_mut().map(|c| c.handle_response(now, &from, resp))
+                if let Some(out) =
+                    self.coord.as_mut().map(|c| c.handle_response(now, &from, msg.asked, resp))
                 {
                     self.run_coordinator(out);
                 }
@@ -428,6 +429,7 @@ impl World {
                         payload,
                         from_incarnation,
                         to_incarnation,
+                        asked: self.now,
                     };
                     self.send(msg);
                 }
@@ -439,7 +441,7 @@ impl World {
     pub(crate) fn run_node(
         &mut self,
         id: &NodeId,
-        caller: Option<(Endpoint, u64)>,
+        caller: Option<(Endpoint, u64, Time)>,
         out: Vec<NodeOutput>,
     ) {
         let me = Endpoint::Node(id.clone());
@@ -454,7 +456,7 @@ impl World {
                     }
                 }
                 NodeOutput::Reply(resp) => {
-                    let Some((to, to_inc)) = caller.clone() else { continue };
+                    let Some((to, to_inc, asked)) = caller.clone() else { continue };
                     if let Some(n) = self.nodes.get(id) {
                         self.check.on_node_replies(id, &to, &resp, &n.disk);
                     }
@@ -465,6 +467,7 @@ impl World {
                         payload,
                         from_incarnation: inc,
                         to_incarnation: to_inc,
+                        asked,
                     };
                     self.send(msg);
                 }
@@ -478,6 +481,7 @@ impl World {
                         payload,
                         from_incarnation: inc,
                         to_incarnation,
+                        asked: self.now,
                     };
                     self.send(msg);
                 }

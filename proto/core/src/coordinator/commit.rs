@@ -194,9 +194,7 @@ impl Coordinator {
         // A commit ack is sent only once the commit is durable: it is a report of the node's
         // committed epoch like a status report, so a later report of an older one is a
         // rollback (§6.11) even if no status poll came in between.
-        let t = self.trackers.entry(from.clone()).or_default();
-        if t.max_committed < Some(epoch) {
-            t.max_committed = Some(epoch);
+        if self.trackers.entry(from.clone()).or_default().saw_committed(now, Some(epoch)) {
             // Status shows it (§8), whether or not the epoch is the attempt's.
             self.changed();
         }
@@ -220,6 +218,7 @@ impl Coordinator {
         &mut self,
         now: Time,
         from: &NodeId,
+        asked: Time,
         report: NodeStatusReport,
         out: &mut Vec<CoordinatorOutput>,
     ) {
@@ -242,7 +241,7 @@ impl Coordinator {
         }
         let committed = report.committed.map(|(e, _)| e);
         let prepared = report.prepared;
-        if self.trackers.entry(from.clone()).or_default().record_report(now, report) {
+        if self.trackers.entry(from.clone()).or_default().record_report(now, Some(asked), report) {
             self.changed();
         }
         // A durable prepare reported in status counts as the ack that may have been lost.

@@ -295,7 +295,13 @@ impl Coordinator {
         let node = summary.node_id.clone();
         let fresh =
             summary.committed.is_none() && summary.prepared.is_none() && summary.expunged.is_none();
-        if self.trackers.entry(node.clone()).or_default().record_report(now, summary) {
+        let t = self.trackers.entry(node.clone()).or_default();
+        // A summary is taken before its enrollment travels, maybe before a commit ack that
+        // arrived first: older state than before is confirmed by a poll sent from here on.
+        if summary.committed.map(|(e, _)| e) < t.max_committed {
+            out.push(CoordinatorOutput::Send { to: node.clone(), request: Request::Status });
+        }
+        if t.record_report(now, None, summary) {
             self.changed();
         }
         let known = self.ledger.known.get(&node);
@@ -309,11 +315,12 @@ impl Coordinator {
         out
     }
 
-    /// Handles a node's answer to a request this coordinator sent it.
+    /// Handles a node's answer to a request this coordinator sent it at `asked`.
     pub fn handle_response(
         &mut self,
         now: Time,
         from: &NodeId,
+        asked: Time,
         response: Response,
     ) -> Vec<CoordinatorOutput> {
         let mut out = Vec::new();
@@ -328,7 +335,7 @@ impl Coordinator {
             }
             Response::CommitAck { epoch } => self.on_committed(now, from, epoch),
             Response::CatchingUp { .. } => {}
-            Response::Status(report) => self.on_status(now, from, report, &mut out),
+            Response::Status(report) => self.on_status(now, from, asked, report, &mut out),
             Response::CommitAdvance { config } => {
                 // A late answer to an old GetShare is fine; a commit this ledger never made
                 // is impossible with one honest coordinator.

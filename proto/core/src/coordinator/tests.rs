@@ -81,7 +81,7 @@ impl Cluster {
                     for no in outs {
                         match no {
                             NodeOutput::Reply(r) => {
-                                queue.extend(self.c.handle_response(self.now, &to, r))
+                                queue.extend(self.c.handle_response(self.now, &to, self.now, r))
                             }
                             NodeOutput::Send { to: peer, request } => {
                                 node_sends.push((to.clone(), peer, request))
@@ -372,7 +372,7 @@ fn a_commit_ack_moves_the_status_version_section_8() {
         Coordinator::restore(cl.now, cl.c.ledger().clone(), CoordinatorOptions::default()).unwrap();
     assert!(out.is_empty());
     let v = c.status_version();
-    c.handle_response(cl.now, &id("a"), Response::CommitAck { epoch: e(1) });
+    c.handle_response(cl.now, &id("a"), cl.now, Response::CommitAck { epoch: e(1) });
     assert!(c.status_version() > v, "the status changed: its version must move");
     let a = c.status(cl.now).members.into_iter().find(|m| m.node_id == id("a")).unwrap();
     assert_eq!(a.committed_epoch, Some(e(1)));
@@ -411,7 +411,7 @@ fn staleness_seen_between_ticks_moves_the_status_version_section_8() {
     assert_eq!(stale_reason(&cl, "a"), Some("no_contact"));
     // An answer that changes nothing but the contact time.
     let v = cl.c.status_version();
-    cl.c.handle_response(cl.now, &id("a"), Response::CatchingUp { epoch: e(1) });
+    cl.c.handle_response(cl.now, &id("a"), cl.now, Response::CatchingUp { epoch: e(1) });
     assert_eq!(stale_reason(&cl, "a"), None);
     assert!(cl.c.status_version() > v, "the node became fresh: the version must move");
     loop {
@@ -432,7 +432,7 @@ fn a_new_stale_reason_moves_the_status_version_section_8() {
     assert_eq!(stale_reason(&cl, "e"), Some("no_contact"));
     let v = cl.c.status_version();
     let report = cl.nodes[&id("e")].status();
-    cl.c.handle_response(cl.now, &id("e"), Response::Status(report));
+    cl.c.handle_response(cl.now, &id("e"), cl.now, Response::Status(report));
     assert_eq!(stale_reason(&cl, "e"), Some("lagging"), "heard from, but still behind");
     assert!(cl.c.status_version() > v, "the reason changed: the version must move");
 }
@@ -469,9 +469,9 @@ fn not_prepared_from_a_non_member_sends_nothing_section_6_4() {
         epoch: Some(e(1)),
         error: NodeError::NotPrepared(e(1)),
     };
-    let out = cl.c.handle_response(cl.now, &id("e"), refusal());
+    let out = cl.c.handle_response(cl.now, &id("e"), cl.now, refusal());
     assert!(out.is_empty(), "{out:?}");
-    let out = cl.c.handle_response(cl.now, &id("a"), refusal());
+    let out = cl.c.handle_response(cl.now, &id("a"), cl.now, refusal());
     assert!(
         matches!(
             &out[..],
@@ -517,7 +517,8 @@ fn staleness_reasons_section_6_11() {
     );
     cl.down.insert(id("d")); // keep it from catching up during this check
     let report = cl.nodes[&id("d")].status();
-    cl.c.handle_response(cl.now, &id("d"), Response::Status(report));
+    let asked = cl.now + Duration::from_millis(1);
+    cl.c.handle_response(asked, &id("d"), asked, Response::Status(report));
     assert!(matches!(stale(&cl, "d"), Some(StaleReason::RolledBack { .. })));
 }
 
@@ -530,10 +531,38 @@ fn a_commit_ack_counts_as_a_report_of_the_committed_epoch_section_6_11() {
     // It comes back with its state rolled back to before the commit.
     let d = Node::restore(id("d"), CLUSTER, NodeState::default(), NodeOptions::default()).unwrap();
     cl.nodes.insert(id("d"), d);
+    let asked = cl.now + Duration::from_millis(1);
+    cl.now = asked + Duration::from_millis(1);
     let report = cl.nodes[&id("d")].status();
-    cl.c.handle_response(cl.now, &id("d"), Response::Status(report));
+    cl.c.handle_response(cl.now, &id("d"), asked, Response::Status(report));
     let d = cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id("d")).unwrap();
     assert_eq!(d.stale, Some(StaleReason::RolledBack { was: e(1), now: None }));
+}
+
+/// The answer to a poll sent before a commit ack arrived can reach the coordinator after
+/// it, on its own stream, with the state the node had before it committed: that is no
+/// rollback (§6.11), and the node keeps counting and showing its commit. Seen in
+/// `t20_configure` as a member marked stale `rolled_back` right after the first commit.
+#[test]
+fn a_poll_answered_before_a_commit_and_delivered_after_its_ack_is_no_rollback_section_6_11() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    let before = cl.nodes[&id("d")].status();
+    let asked = cl.now;
+    cl.now = cl.now + Duration::from_millis(5);
+    cl.reconfigure(&FIVE, 3, 1);
+    cl.now = cl.now + Duration::from_millis(5);
+    cl.c.handle_response(cl.now, &id("d"), asked, Response::Status(before));
+    let d = cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id("d")).unwrap();
+    assert_eq!(d.stale, None);
+    assert_eq!(d.committed_epoch, Some(e(1)));
+    // An enrollment's summary is taken before it travels: the same holds, and the
+    // coordinator polls the node to find out.
+    let mut summary = cl.nodes[&id("d")].status();
+    summary.committed = None;
+    let out = cl.c.enroll(cl.now, "d.test:1".into(), summary);
+    let polled = |o: &CoordinatorOutput| matches!(o, CoordinatorOutput::Send { to, request: Request::Status } if *to == id("d"));
+    assert!(out.iter().any(polled));
+    assert_eq!(stale_reason(&cl, "d"), None);
 }
 
 #[test]
@@ -602,7 +631,7 @@ fn a_fresh_node_that_reports_expunged_loses_its_standing_section_6_9() {
     assert!(cl.c.ledger().known[&id("x")].fresh);
     let mut report = cl.nodes[&id("x")].status();
     report.expunged = Some(e(3));
-    let out = cl.c.handle_response(cl.now, &id("x"), Response::Status(report));
+    let out = cl.c.handle_response(cl.now, &id("x"), cl.now, Response::Status(report));
     assert!(matches!(
         &out[..],
         [CoordinatorOutput::Persist(LedgerChange::NodeEnrolled { fresh: false, .. })]
@@ -688,7 +717,7 @@ fn a_commit_ack_spares_the_member_a_prepare_and_commit_in_the_next_attempt_secti
     assert!(resent.is_empty(), "epoch 1 is known committed on every member: {resent:?}");
     // A status report of less than the acked commit (a rollback, §6.11) brings it back.
     let d = Node::restore(id("d"), CLUSTER, NodeState::default(), NodeOptions::default()).unwrap();
-    cl.c.handle_response(cl.now, &id("d"), Response::Status(d.status()));
+    cl.c.handle_response(cl.now, &id("d"), cl.now, Response::Status(d.status()));
     cl.now = cl.now + Duration::from_secs(3);
     let out = cl.c.tick(cl.now);
     assert!(out.iter().any(|o| matches!(o, CoordinatorOutput::Send { to, request: Request::PrepareAndCommit { config } }

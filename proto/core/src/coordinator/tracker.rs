@@ -65,6 +65,10 @@ pub struct Tracker {
     pub report: Option<NodeStatusReport>,
     /// The highest committed epoch it ever reported.
     pub max_committed: Option<Epoch>,
+    /// When `max_committed` was raised. Answers travel on separate streams, so the answer
+    /// to a poll sent before then can arrive after it and report the older epoch: only an
+    /// answer to a request sent later proves a rollback.
+    pub max_committed_at: Option<Time>,
     /// Since when its committed epoch lags the cluster's.
     pub lag_since: Option<Time>,
     /// Set while it reports older state than before.
@@ -81,17 +85,44 @@ impl Tracker {
         self.last_contact = Some(now);
     }
 
-    /// Records a status report; returns whether anything observable changed.
-    pub fn record_report(&mut self, now: Time, report: NodeStatusReport) -> bool {
+    /// Records that it reported `committed` (a report, or a commit ack, which is sent only
+    /// once the commit is durable); returns whether that raised `max_committed`.
+    pub fn saw_committed(&mut self, now: Time, committed: Option<Epoch>) -> bool {
+        if committed <= self.max_committed {
+            return false;
+        }
+        self.max_committed = committed;
+        self.max_committed_at = Some(now);
+        true
+    }
+
+    /// Whether a report of `committed` is older than what it reported before, and was taken
+    /// after that: the answer to a request sent at `asked` (`None`: taken at an unknown
+    /// time, as an enrollment's summary is).
+    pub fn proves_rollback(&self, asked: Option<Time>, committed: Option<Epoch>) -> bool {
+        committed < self.max_committed
+            && asked.is_some_and(|a| self.max_committed_at.is_none_or(|t| a > t))
+    }
+
+    /// Records a status report taken after a request sent at `asked` (see
+    /// [`Tracker::proves_rollback`]); returns whether anything observable changed. A report
+    /// older than what it reported before that proves nothing is dropped.
+    pub fn record_report(
+        &mut self,
+        now: Time,
+        asked: Option<Time>,
+        report: NodeStatusReport,
+    ) -> bool {
         self.contact(now);
         let committed = report.committed.map(|(e, _)| e);
         let before = self.rolled_back;
-        match self.max_committed {
-            Some(was) if committed < Some(was) => self.rolled_back = Some((was, committed)),
-            _ => {
-                self.rolled_back = None;
-                self.max_committed = self.max_committed.max(committed);
-            }
+        if self.proves_rollback(asked, committed) {
+            self.rolled_back = self.max_committed.map(|was| (was, committed));
+        } else if committed < self.max_committed {
+            return false;
+        } else {
+            self.rolled_back = None;
+            self.saw_committed(now, committed);
         }
         let changed = before != self.rolled_back || self.report.as_ref() != Some(&report);
         self.report = Some(report);
