@@ -298,9 +298,7 @@ impl Coordinator {
         let t = self.trackers.entry(node.clone()).or_default();
         // A summary is taken before its enrollment travels, maybe before a commit ack that
         // arrived first: older state than before is confirmed by a poll sent from here on.
-        if summary.committed.map(|(e, _)| e) < t.max_committed {
-            out.push(CoordinatorOutput::Send { to: node.clone(), request: Request::Status });
-        }
+        let confirm = summary.committed.map(|(e, _)| e) < t.max_committed;
         if t.record_report(now, None, summary) {
             self.changed();
         }
@@ -310,6 +308,9 @@ impl Coordinator {
                 LedgerChange::NodeEnrolled { node: node.clone(), address, fresh },
                 &mut out,
             );
+        }
+        if confirm {
+            out.push(CoordinatorOutput::Send { to: node.clone(), request: Request::Status });
         }
         self.refresh_stale(now, &node);
         out
