@@ -10,6 +10,9 @@
 //!   refuses all work forever and the cluster never converged (I9).
 //! - `removed-member-stays-fresh`: a member that enrolled with empty state kept that standing
 //!   after a commit left it out, was re-added, and was sent a share while expunged (I8).
+//! - `late-poll-answer-rollback`: the answer to a Status poll sent before a member
+//!   committed arrived after its CommitAck, and the coordinator showed the member rolled
+//!   back (I5 as status shows it, §6.11).
 
 use tq_sim::replay::violations;
 use tq_sim::run::CaseLog;
@@ -23,7 +26,7 @@ fn every_recorded_failure_now_runs_clean() {
         .map(|e| e.path())
         .collect();
     names.sort();
-    assert!(names.len() >= 4, "regression logs missing from {}", dir.display());
+    assert!(names.len() >= 5, "regression logs missing from {}", dir.display());
     for path in names {
         let body = std::fs::read(&path).expect("readable log");
         let log: CaseLog = serde_json::from_slice(&body).expect("a case log");
