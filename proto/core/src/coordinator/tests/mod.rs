@@ -1,5 +1,5 @@
-//! Coordinator rules with exact effects (DESIGN §6.1–§6.4, §6.8, §6.10, §6.11), driven
-//! against real [`Node`]s through a synchronous in-memory router.
+//! Coordinator rules with exact effects (DESIGN §6.1–§6.4, §6.8–§6.10; staleness in
+//! `staleness.rs`), driven against real [`Node`]s through a synchronous in-memory router.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -10,6 +10,8 @@ use crate::node::{Node, NodeOptions, NodeOutput, NodeState};
 use crate::testutil::{CLUSTER, e, id};
 use crate::{NodeError, QuorumError, RequestKind, Secret};
 use rand_core::SeedableRng;
+
+mod staleness;
 
 const FIVE: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -361,102 +363,6 @@ fn manual_commit_needs_k_acks_section_6_4() {
     ));
 }
 
-/// Found by the `coordinator_messages` fuzz target: a commit ack for an epoch that is not
-/// the attempt's (here after a restart, from a member catching up) raised the member's
-/// committed epoch in status without moving the status version.
-#[test]
-fn a_commit_ack_moves_the_status_version_section_8() {
-    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    cl.reconfigure(&FIVE, 3, 1);
-    let (mut c, out) =
-        Coordinator::restore(cl.now, cl.c.ledger().clone(), CoordinatorOptions::default()).unwrap();
-    assert!(out.is_empty());
-    let v = c.status_version();
-    c.handle_response(cl.now, &id("a"), cl.now, Response::CommitAck { epoch: e(1) });
-    assert!(c.status_version() > v, "the status changed: its version must move");
-    let a = c.status(cl.now).members.into_iter().find(|m| m.node_id == id("a")).unwrap();
-    assert_eq!(a.committed_epoch, Some(e(1)));
-}
-
-/// Epoch 1 committed while "e" was down, and "e" silent for 40 s since: stale for no
-/// contact, and lagging for longer than `lag_grace`.
-fn cluster_with_e_silent() -> Cluster {
-    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    cl.down.insert(id("e"));
-    cl.reconfigure(&FIVE, 3, 1);
-    for _ in 0..20 {
-        cl.tick(Duration::from_secs(2));
-    }
-    cl
-}
-
-/// Why `who` is stale, as status shows it.
-fn stale_reason(cl: &Cluster, who: &str) -> Option<&'static str> {
-    let m = cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id(who)).unwrap();
-    m.stale.map(|r| r.as_str())
-}
-
-/// Found by the `coordinator_messages` fuzz target: a stale node that answered between ticks
-/// showed as fresh without a new status version, and when it fell silent again the next
-/// tick compared against the old stale set and did not move the version either, so a
-/// conditional poll kept seeing it fresh.
-#[test]
-fn staleness_seen_between_ticks_moves_the_status_version_section_8() {
-    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    cl.reconfigure(&FIVE, 3, 1);
-    cl.down.insert(id("a"));
-    for _ in 0..8 {
-        cl.tick(Duration::from_secs(2));
-    }
-    assert_eq!(stale_reason(&cl, "a"), Some("no_contact"));
-    // An answer that changes nothing but the contact time.
-    let v = cl.c.status_version();
-    cl.c.handle_response(cl.now, &id("a"), cl.now, Response::CatchingUp { epoch: e(1) });
-    assert_eq!(stale_reason(&cl, "a"), None);
-    assert!(cl.c.status_version() > v, "the node became fresh: the version must move");
-    loop {
-        let v = cl.c.status_version();
-        cl.tick(Duration::from_secs(2));
-        if stale_reason(&cl, "a").is_some() {
-            assert!(cl.c.status_version() > v, "stale again: the version must move");
-            break;
-        }
-    }
-}
-
-/// Found by the `coordinator_messages` fuzz target, with the test above: a node's stale
-/// reason could change (no contact → lagging) under one version.
-#[test]
-fn a_new_stale_reason_moves_the_status_version_section_8() {
-    let mut cl = cluster_with_e_silent();
-    assert_eq!(stale_reason(&cl, "e"), Some("no_contact"));
-    let v = cl.c.status_version();
-    let report = cl.nodes[&id("e")].status();
-    cl.c.handle_response(cl.now, &id("e"), cl.now, Response::Status(report));
-    assert_eq!(stale_reason(&cl, "e"), Some("lagging"), "heard from, but still behind");
-    assert!(cl.c.status_version() > v, "the reason changed: the version must move");
-}
-
-/// Found by the `coordinator_messages` fuzz target, with the tests above: a commit that left
-/// out a member whose lag clock was still running showed it lagging at once, but the next
-/// tick compared against staleness from before the commit and did not move the version
-/// when it stopped lagging.
-#[test]
-fn staleness_after_a_commit_moves_the_status_version_section_8() {
-    let mut cl = cluster_with_e_silent();
-    // Back: it catches up to epoch 1 and reports it, but its lag clock runs until a tick.
-    cl.down.clear();
-    cl.tick(Duration::from_secs(2));
-    assert_eq!(stale_reason(&cl, "e"), None);
-    cl.reconfigure(&["a", "b", "c", "d"], 3, 2);
-    assert_eq!(stale_reason(&cl, "e"), Some("lagging"));
-    let v = cl.c.status_version();
-    // Too soon for polls or retries: only the lag clock moves.
-    cl.tick(Duration::from_millis(1));
-    assert_eq!(stale_reason(&cl, "e"), None, "left out of the latest epoch, it no longer lags");
-    assert!(cl.c.status_version() > v, "the status changed: its version must move");
-}
-
 /// Found by the `coordinator_messages` fuzz target: a NotPrepared refusal of a Commit that
 /// was never sent, from a node outside the committed epoch, was answered with a
 /// PrepareAndCommit to that node (§6.4 sends them only to members).
@@ -479,90 +385,6 @@ fn not_prepared_from_a_non_member_sends_nothing_section_6_4() {
         ),
         "{out:?}"
     );
-}
-
-#[test]
-fn staleness_reasons_section_6_11() {
-    let opts = CoordinatorOptions::default();
-    let mut cl = Cluster::new(&FIVE, opts);
-    cl.reconfigure(&FIVE, 3, 1);
-    cl.tick(Duration::from_secs(1));
-    let stale = |cl: &Cluster, who: &str| {
-        cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id(who)).unwrap().stale
-    };
-    assert_eq!(stale(&cl, "a"), None);
-    cl.down.insert(id("a"));
-    for _ in 0..8 {
-        cl.tick(Duration::from_secs(2));
-    }
-    assert!(matches!(stale(&cl, "a"), Some(StaleReason::NoContact { .. })));
-    let v = cl.c.status_version();
-    cl.down.clear();
-    cl.tick(Duration::from_secs(2));
-    cl.tick(Duration::from_secs(2));
-    assert_eq!(stale(&cl, "a"), None);
-    assert!(cl.c.status_version() > v, "staleness changing moves the status version");
-    cl.down.insert(id("a"));
-    for _ in 0..8 {
-        cl.tick(Duration::from_secs(2));
-    }
-    assert_eq!(stale(&cl, "b"), None);
-    // A node that reports older state than before is rolled back.
-    cl.down.clear();
-    let d = cl.nodes.remove(&id("d")).unwrap();
-    drop(d);
-    cl.nodes.insert(
-        id("d"),
-        Node::restore(id("d"), CLUSTER, NodeState::default(), NodeOptions::default()).unwrap(),
-    );
-    cl.down.insert(id("d")); // keep it from catching up during this check
-    let report = cl.nodes[&id("d")].status();
-    let asked = cl.now + Duration::from_millis(1);
-    cl.c.handle_response(asked, &id("d"), asked, Response::Status(report));
-    assert!(matches!(stale(&cl, "d"), Some(StaleReason::RolledBack { .. })));
-}
-
-#[test]
-fn a_commit_ack_counts_as_a_report_of_the_committed_epoch_section_6_11() {
-    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    cl.reconfigure(&FIVE, 3, 1);
-    assert_eq!(cl.c.ledger().latest_committed(), Some(e(1)));
-    // No status poll since the commit: "d" said it committed epoch 1 only by its commit ack.
-    // It comes back with its state rolled back to before the commit.
-    let d = Node::restore(id("d"), CLUSTER, NodeState::default(), NodeOptions::default()).unwrap();
-    cl.nodes.insert(id("d"), d);
-    let asked = cl.now + Duration::from_millis(1);
-    cl.now = asked + Duration::from_millis(1);
-    let report = cl.nodes[&id("d")].status();
-    cl.c.handle_response(cl.now, &id("d"), asked, Response::Status(report));
-    let d = cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id("d")).unwrap();
-    assert_eq!(d.stale, Some(StaleReason::RolledBack { was: e(1), now: None }));
-}
-
-/// The answer to a poll sent before a commit ack arrived can reach the coordinator after
-/// it, on its own stream, with the state the node had before it committed: that is no
-/// rollback (§6.11), and the node keeps counting and showing its commit. Seen in
-/// `t20_configure` as a member marked stale `rolled_back` right after the first commit.
-#[test]
-fn a_poll_answered_before_a_commit_and_delivered_after_its_ack_is_no_rollback_section_6_11() {
-    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    let before = cl.nodes[&id("d")].status();
-    let asked = cl.now;
-    cl.now = cl.now + Duration::from_millis(5);
-    cl.reconfigure(&FIVE, 3, 1);
-    cl.now = cl.now + Duration::from_millis(5);
-    cl.c.handle_response(cl.now, &id("d"), asked, Response::Status(before));
-    let d = cl.c.status(cl.now).members.into_iter().find(|m| m.node_id == id("d")).unwrap();
-    assert_eq!(d.stale, None);
-    assert_eq!(d.committed_epoch, Some(e(1)));
-    // An enrollment's summary is taken before it travels: the same holds, and the
-    // coordinator polls the node to find out.
-    let mut summary = cl.nodes[&id("d")].status();
-    summary.committed = None;
-    let out = cl.c.enroll(cl.now, "d.test:1".into(), summary);
-    let polled = |o: &CoordinatorOutput| matches!(o, CoordinatorOutput::Send { to, request: Request::Status } if *to == id("d"));
-    assert!(out.iter().any(polled));
-    assert_eq!(stale_reason(&cl, "d"), None);
 }
 
 #[test]
