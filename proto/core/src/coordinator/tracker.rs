@@ -63,6 +63,8 @@ pub struct Tracker {
     pub last_contact: Option<Time>,
     /// Its last status report.
     pub report: Option<NodeStatusReport>,
+    /// When the request that `report` answers was sent (`None`: not known).
+    pub report_asked: Option<Time>,
     /// The highest committed epoch it ever reported.
     pub max_committed: Option<Epoch>,
     /// When `max_committed` was raised. Answers travel on separate streams, so the answer
@@ -106,7 +108,9 @@ impl Tracker {
 
     /// Records a status report taken after a request sent at `asked` (see
     /// [`Tracker::proves_rollback`]); returns whether anything observable changed. A report
-    /// older than what it reported before that proves nothing is dropped.
+    /// older than what it reported before that proves nothing is dropped, and so is the
+    /// answer to a poll sent before the one whose answer is held: it would show the node's
+    /// prepared epoch going back (§6.11 keeps the highest reported).
     pub fn record_report(
         &mut self,
         now: Time,
@@ -114,6 +118,9 @@ impl Tracker {
         report: NodeStatusReport,
     ) -> bool {
         self.contact(now);
+        if asked.is_some_and(|a| self.report_asked.is_some_and(|held| a < held)) {
+            return false;
+        }
         let committed = report.committed.map(|(e, _)| e);
         let before = self.rolled_back;
         if self.proves_rollback(asked, committed) {
@@ -126,6 +133,7 @@ impl Tracker {
         }
         let changed = before != self.rolled_back || self.report.as_ref() != Some(&report);
         self.report = Some(report);
+        self.report_asked = self.report_asked.max(asked);
         changed
     }
 

@@ -184,3 +184,33 @@ fn a_poll_answered_before_a_commit_and_delivered_after_its_ack_is_no_rollback_se
     assert!(out.iter().any(polled));
     assert_eq!(stale_reason(&cl, "d"), None);
 }
+
+/// Polls are answered on separate streams, so the answer to an earlier poll can arrive after
+/// the answer to a later one. §6.11 keeps the highest prepared epoch reported: the older
+/// answer must not replace the newer one (the node would seem to have lost its prepare, and
+/// be sent PrepareAndCommit where Commit does).
+#[test]
+fn an_answer_to_an_earlier_poll_does_not_replace_a_later_one_section_6_11() {
+    let report = |prepared: u64| NodeStatusReport {
+        node_id: id("d"),
+        committed: Some((e(1), Digest([1; 32]))),
+        prepared: Some((e(prepared), Digest([prepared as u8; 32]))),
+        expunged: None,
+        unlocked: None,
+        has_legacy_share: false,
+        alarms: 0,
+    };
+    let at = Time::from_millis;
+    let mut t = Tracker::default();
+    assert!(t.record_report(at(10), Some(at(8)), report(2)));
+    assert!(!t.record_report(at(11), Some(at(5)), report(1)), "an older answer changes nothing");
+    assert_eq!(t.report.as_ref().and_then(|r| r.prepared).map(|(e, _)| e), Some(e(2)));
+    assert_eq!(t.last_contact, Some(at(11)), "it still counts as contact");
+    // An answer to a later poll is taken, whatever it says.
+    assert!(t.record_report(at(12), Some(at(9)), report(1)));
+    assert_eq!(t.report.as_ref().and_then(|r| r.prepared).map(|(e, _)| e), Some(e(1)));
+    // An enrollment's summary (asked at an unknown time) does not reset the order.
+    assert!(t.record_report(at(13), None, report(3)));
+    assert!(!t.record_report(at(14), Some(at(7)), report(2)));
+    assert_eq!(t.report.as_ref().and_then(|r| r.prepared).map(|(e, _)| e), Some(e(3)));
+}
