@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
+use tq_protocol::recorded::{Kind, Recorded};
 use zeroize::Zeroizing;
 
 use crate::local::{COORDINATOR, LocalCluster, control};
@@ -19,6 +20,8 @@ struct Demo {
     c: LocalCluster,
     started: Instant,
     checks: usize,
+    /// Every key the agents handed out: searched for in their logs at the end.
+    keys: Vec<Recorded>,
 }
 
 /// Runs the demo in `dir` (a fresh temporary directory if `None`) with `nodes` agents.
@@ -30,9 +33,15 @@ pub async fn demo(dir: Option<PathBuf>, nodes: usize, keep: bool) -> Result<(), 
         Some(d) => (d, false),
         None => (std::env::temp_dir().join(format!("tq-demo-{}", std::process::id())), true),
     };
-    let mut d = Demo { c: LocalCluster::create(&dir, nodes)?, started: Instant::now(), checks: 0 };
-    let res = d.run().await;
+    let c = LocalCluster::create(&dir, nodes)?;
+    // Every line a release build can write, for the search of the logs at the end.
+    c.set_log_level("debug")?;
+    let mut d = Demo { c, started: Instant::now(), checks: 0, keys: Vec::new() };
+    let mut res = d.run().await;
     d.c.stop_all();
+    if res.is_ok() {
+        res = d.check_logs();
+    }
     match &res {
         Ok(()) => {
             println!(
@@ -110,14 +119,34 @@ impl Demo {
         self.c.key_socket(node)
     }
 
-    async fn key(&self, node: &str, epoch: u64) -> Result<Zeroizing<Vec<u8>>, String> {
+    async fn key(&mut self, node: &str, epoch: u64) -> Result<Zeroizing<Vec<u8>>, String> {
         let (got, key) = control::derive(&self.socket(node), PURPOSE, epoch)
             .await
             .map_err(|e| format!("{node}: {e}"))?;
         if got != epoch {
             return Err(format!("{node} derived from epoch {got}, not {epoch}"));
         }
+        let held = Recorded::new(Kind::DerivedKey, &key);
+        if !self.keys.contains(&held) {
+            self.keys.push(held);
+        }
         Ok(key)
+    }
+
+    /// After every process stopped: their logs hold no panic and none of the keys.
+    fn check_logs(&mut self) -> Result<(), String> {
+        self.step("Search every process's log for a panic and for the keys the agents gave out");
+        let scan = self.c.scan_logs(&self.keys)?;
+        for f in &scan.findings {
+            self.say(f);
+        }
+        self.check(
+            scan.ok() && scan.searched == self.keys.len(),
+            &format!(
+                "no panic, and none of the {} keys (hex, base64, Debug) in {} lines of {} logs",
+                scan.searched, scan.lines, scan.files
+            ),
+        )
     }
 
     /// Every node in `nodes` derives the same key from `epoch`'s secret.

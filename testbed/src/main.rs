@@ -54,7 +54,8 @@ enum Command {
     /// commit was lost, no epoch's secret differs, and the cluster converges. With
     /// --kill-points, each named failpoint strikes once instead (SIGKILL at a named place, or
     /// a failed write) and the interrupted epoch must end as the protocol says. The last line
-    /// of output is one JSON object; exit status 0 only if nothing was lost.
+    /// of output is one JSON object; exit status 0 only if nothing was lost and no process's
+    /// log shows a panic.
     Faults {
         /// How many processes to kill (one per round).
         #[arg(long, default_value_t = 20)]
@@ -108,7 +109,7 @@ enum Command {
     /// still unlocks meanwhile, and the rotation commits after SIGCONT.
     ///
     /// The last line with --json is one object: cases (each with ok and its figures),
-    /// failed, seed, elapsed_s.
+    /// failed, logs (a search of every process's log for panics), ok, seed, elapsed_s.
     Netfaults {
         /// Agents in the cluster (K = N/2 + 1 in every rotation).
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(3..=16))]
@@ -212,7 +213,7 @@ fn main() -> ExitCode {
         Command::Netfaults { nodes, seed, json } => {
             let args = tq_testbed::netfaults::NetFaultArgs { nodes: nodes.into(), seed };
             match runtime().and_then(|rt| rt.block_on(tq_testbed::netfaults::netfaults(&args))) {
-                Ok(summary) => print_summary(&summary, json, summary["failed"] == 0),
+                Ok(summary) => print_summary(&summary, json, summary["ok"] == true),
                 Err(e) => report(Err(e)),
             }
         }

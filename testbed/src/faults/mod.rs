@@ -84,7 +84,12 @@ pub async fn faults(args: &FaultArgs) -> Result<Value, String> {
         }
     };
     let points_ok = k.points.iter().all(|p| p["ok"] == true);
-    let ok = converged && points_ok && k.oracle.acked_lost == 0 && k.oracle.double_commits == 0;
+    let logs = k.c.scan_logs(&[])?;
+    let ok = converged
+        && points_ok
+        && logs.ok()
+        && k.oracle.acked_lost == 0
+        && k.oracle.double_commits == 0;
     k.converge_ms.sort_unstable();
     let pct = |p: f64| {
         k.converge_ms.get(((k.converge_ms.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0)
@@ -104,6 +109,7 @@ pub async fn faults(args: &FaultArgs) -> Result<Value, String> {
         "seed": args.seed,
         "elapsed_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         "findings": k.oracle.findings,
+        "logs": logs.to_json(),
         "ok": ok,
         "dir": if ok && temporary { Value::Null } else { json!(dir.display().to_string()) },
     });

@@ -16,6 +16,7 @@
 
 pub mod control;
 pub mod host;
+pub mod logs;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -191,6 +192,13 @@ impl LocalCluster {
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{name}.log"))
     }
+    /// Searches every process's log for a panic and for `values` ([`logs::scan`]).
+    pub fn scan_logs(
+        &self,
+        values: &[tq_protocol::recorded::Recorded],
+    ) -> Result<logs::LogScan, String> {
+        logs::scan(&self.dir.join("logs"), values)
+    }
     /// An agent's local key socket.
     pub fn key_socket(&self, name: &str) -> PathBuf {
         self.dir.join("run").join(format!("{name}.sock"))
@@ -222,6 +230,19 @@ impl LocalCluster {
         let mut c: CoordinatorConfig = self.read_toml(&path)?;
         change(&mut c.protocol);
         self.write_toml(&path, &c)
+    }
+
+    /// Sets every process's log level (from its next start): `debug` writes every line a
+    /// release build can.
+    pub fn set_log_level(&self, level: &str) -> Result<(), String> {
+        let path = self.config_path(COORDINATOR);
+        let mut c: CoordinatorConfig = self.read_toml(&path)?;
+        c.log.level = level.to_string();
+        self.write_toml(&path, &c)?;
+        for id in &self.nodes {
+            self.edit_agent(id.as_str(), |a| a.log.level = level.to_string())?;
+        }
+        Ok(())
     }
 
     /// Changes an agent's configuration file (read at its next start).

@@ -65,8 +65,9 @@ pub async fn netfaults(args: &NetFaultArgs) -> Result<Value, String> {
     run.k.c.stop_all();
     let counters = run.net.counters();
     drop(run.net);
+    let logs = run.k.c.scan_logs(&[])?;
     let failed = CASES.len() - results.values().filter(|v| v["ok"] == true).count();
-    let keep = failed > 0;
+    let keep = failed > 0 || !logs.ok();
     if !keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -78,6 +79,8 @@ pub async fn netfaults(args: &NetFaultArgs) -> Result<Value, String> {
         "threshold": args.nodes / 2 + 1,
         "latest_committed_epoch": run.k.oracle.latest(),
         "findings": run.k.oracle.findings,
+        "logs": logs.to_json(),
+        "ok": !keep,
         "proxied": {
             "connections": counters.connections,
             "unattributed": counters.unattributed,

@@ -7,14 +7,18 @@
 //! release with the feature ([`DANGER_RECORD_SECRETS_COMPILED`]). The feature is there at
 //! all because `cargo nextest run --workspace` unifies the harness's features into the
 //! debug builds of the binaries.
+//!
+//! The search itself ([`scan`]) is always there: it finds values its caller already holds,
+//! so `tq-testbed demo` can search real release processes' logs for the keys they handed it.
 
-#[cfg(feature = "danger-record-secrets")]
 pub mod scan;
 #[cfg(feature = "danger-record-secrets")]
 mod store;
+mod value;
 
 #[cfg(feature = "danger-record-secrets")]
-pub use store::{Recorded, danger_start_recording, recorded};
+pub use store::{danger_start_recording, recorded};
+pub use value::Recorded;
 
 /// Whether this build can record secrets. The service binaries assert at compile time that
 /// it is false in release builds.
