@@ -111,7 +111,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Value, String> {
     }
     let base = args.state_dir.clone().unwrap_or_else(state_dir::default_dir);
     let dir = base.join(format!("tq-bench-{}", std::process::id()));
-    let store = state_dir::filesystem(&base).unwrap_or_else(|| "unknown".into());
+    let store = state_dir::prepare(&base)?;
     eprintln!(
         "bench: N={} on {} ({store}); every process's files in {}",
         args.nodes,

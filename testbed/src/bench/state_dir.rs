@@ -12,6 +12,14 @@ pub(super) fn default_dir() -> PathBuf {
     if writable { shm.to_path_buf() } else { std::env::temp_dir() }
 }
 
+/// Creates `base` if needed (a `--state-dir` that does not exist yet) and returns the type
+/// of the filesystem it is on: a path that does not exist has none.
+pub(super) fn prepare(base: &Path) -> Result<String, String> {
+    std::fs::create_dir_all(base)
+        .map_err(|e| format!("cannot create the state directory {}: {e}", base.display()))?;
+    Ok(filesystem(base).unwrap_or_else(|| "unknown".into()))
+}
+
 fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
     let p = dir.join(format!(".tq-bench-probe-{}", std::process::id()));
     std::fs::write(&p, b"")?;
@@ -20,7 +28,7 @@ fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
 
 /// The type of the filesystem `path` is on (`tmpfs`, `ext4`, …), from `/proc/mounts`: the
 /// mount point that is the longest prefix of the canonical path.
-pub(super) fn filesystem(path: &Path) -> Option<String> {
+fn filesystem(path: &Path) -> Option<String> {
     let path = path.canonicalize().ok()?;
     let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
     mounts
@@ -66,6 +74,19 @@ mod tests {
     fn unescapes_mount_points() {
         assert_eq!(unescape("/mnt/a\\040b"), PathBuf::from("/mnt/a b"));
         assert_eq!(unescape("/"), PathBuf::from("/"));
+    }
+
+    /// `--state-dir target/bench-state` on a fresh clone was reported as `unknown`.
+    #[test]
+    fn a_state_dir_that_does_not_exist_yet_is_created_and_named() {
+        let top = std::env::temp_dir().join(format!("tq-state-dir-{}", std::process::id()));
+        let base = top.join("a/b");
+        assert_eq!(filesystem(&base), None);
+        let fs = prepare(&base);
+        let made = base.is_dir();
+        let _ = std::fs::remove_dir_all(&top);
+        assert_eq!(fs, Ok(filesystem(&std::env::temp_dir()).unwrap()));
+        assert!(made);
     }
 
     #[test]
