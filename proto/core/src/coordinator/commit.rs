@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use super::reconfigure::resend_share_requests;
 use super::{
-    AbortReason, Attempt, CommitPolicy, Coordinator, CoordinatorOutput, LedgerChange, Phase,
+    AbortReason, Attempt, CommitPolicy, Coordinator, CoordinatorOutput, LedgerChange, LegacySplit,
+    Phase,
 };
 use crate::alarm::Alarm;
 use crate::bugs::CoordinatorBug;
@@ -325,11 +326,11 @@ impl Coordinator {
                 *asked_at = now;
                 resend_share_requests(from, shares, out);
             }
-            Some(Phase::CollectingLegacy { shares, asked_at, .. })
+            Some(Phase::CollectingLegacy { splits, asked_at, .. })
                 if now.since(*asked_at) >= every =>
             {
                 *asked_at = now;
-                for id in self.ledger.known.keys().filter(|id| !shares.contains_key(*id)) {
+                for id in self.ledger.known.keys().filter(|id| !LegacySplit::answered(splits, id)) {
                     out.push(CoordinatorOutput::Send {
                         to: id.clone(),
                         request: Request::GetLegacyShare,

@@ -140,13 +140,9 @@ pub(crate) enum Phase {
         entropy: Entropy,
         asked_at: Time,
     },
-    /// Gathering K + 1 legacy shares (§6.10; the extra one checks the packages' K).
-    CollectingLegacy {
-        reference: Option<(Threshold, BTreeMap<NodeId, Digest>)>,
-        shares: BTreeMap<NodeId, LegacyShare>,
-        entropy: Entropy,
-        asked_at: Time,
-    },
+    /// Gathering K + 1 legacy shares (§6.10; the extra one checks the packages' K), grouped
+    /// by the split each package describes: whichever answers first does not decide it.
+    CollectingLegacy { splits: Vec<LegacySplit>, entropy: Entropy, asked_at: Time },
     /// Between collecting and preparing, inside one call: never observed from outside.
     Dealing,
     /// Prepares sent; counting acks (§6.4). `unacked` holds the Prepares' shares for
@@ -158,6 +154,22 @@ pub(crate) enum Phase {
     Committed { config: Arc<Configuration> },
     /// Abandoned for good.
     Aborted { reason: AbortReason },
+}
+
+/// The legacy packages that describe one split (its K and every member's share digest),
+/// and their shares. Honest members' packages all describe the same one.
+#[derive(Debug)]
+pub(crate) struct LegacySplit {
+    pub(crate) threshold: Threshold,
+    pub(crate) digests: BTreeMap<NodeId, Digest>,
+    pub(crate) shares: BTreeMap<NodeId, LegacyShare>,
+}
+
+impl LegacySplit {
+    /// Whether any split holds `id`'s share.
+    pub(crate) fn answered(splits: &[LegacySplit], id: &NodeId) -> bool {
+        splits.iter().any(|s| s.shares.contains_key(id))
+    }
 }
 
 impl Attempt {

@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{Attempt, AttemptKind, Coordinator, CoordinatorOutput, LedgerChange, Phase, Progress};
+use super::{
+    Attempt, AttemptKind, Coordinator, CoordinatorOutput, LedgerChange, LegacySplit, Phase,
+    Progress,
+};
 use crate::alarm::Alarm;
 use crate::config::Configuration;
 use crate::crypto::legacy::{self, LegacyPackage};
@@ -142,12 +145,7 @@ impl Coordinator {
             members,
             threshold,
             started: now,
-            phase: Phase::CollectingLegacy {
-                reference: None,
-                shares: BTreeMap::new(),
-                entropy,
-                asked_at: now,
-            },
+            phase: Phase::CollectingLegacy { splits: Vec::new(), entropy, asked_at: now },
         });
         Ok(out)
     }
@@ -241,31 +239,57 @@ impl Coordinator {
         pkg: LegacyPackage,
         out: &mut Vec<CoordinatorOutput>,
     ) {
-        let Some(Attempt { phase: Phase::CollectingLegacy { reference, shares, .. }, .. }) =
+        let Some(Attempt { phase: Phase::CollectingLegacy { splits, .. }, .. }) =
             self.attempt.as_mut()
         else {
             return;
         };
-        let (threshold, digests) =
-            reference.get_or_insert_with(|| (pkg.threshold, pkg.digests.clone())).clone();
-        if pkg.threshold != threshold || pkg.digests != digests {
-            return self.raise(now, Alarm::LegacyInconsistent { from: Peer::Node(from.clone()) });
+        let inconsistent = |id: &NodeId| Alarm::LegacyInconsistent { from: Peer::Node(id.clone()) };
+        // A package whose own share is not among its digests is damaged, whatever others say.
+        if pkg.digests.get(from) != Some(&pkg.share.digest()) {
+            return self.raise(now, inconsistent(from));
         }
-        if digests.get(from) != Some(&pkg.share.digest()) {
-            return self.raise(now, Alarm::LegacyInconsistent { from: Peer::Node(from.clone()) });
-        }
-        shares.insert(from.clone(), pkg.share);
-        // One share more than K: nothing else proves the packages' K (combine_verified).
-        if shares.len() <= threshold.get() {
+        let same = |s: &LegacySplit| s.threshold == pkg.threshold && s.digests == pkg.digests;
+        if let Some(held) = splits.iter().find(|s| s.shares.contains_key(from)) {
+            // The same answer again changes nothing; a different one contradicts the first.
+            if !same(held) {
+                self.raise(now, inconsistent(from));
+            }
             return;
         }
-        let secret = match legacy::combine_verified(threshold, &digests, shares) {
+        let i = match splits.iter().position(same) {
+            Some(i) => i,
+            None => {
+                let (threshold, digests) = (pkg.threshold, pkg.digests);
+                splits.push(LegacySplit { threshold, digests, shares: BTreeMap::new() });
+                splits.len() - 1
+            }
+        };
+        let split = &mut splits[i];
+        split.shares.insert(from.clone(), pkg.share);
+        // One share more than K: nothing else proves the packages' K (combine_verified).
+        if split.shares.len() <= split.threshold.get() {
+            return;
+        }
+        let combined = legacy::combine_verified(split.threshold, &split.digests, &split.shares);
+        // K + 1 packages agreed and rebuilt one secret: a package describing any other split
+        // is wrong, and its sender is named.
+        let wrong: Vec<NodeId> = splits
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, s)| s.shares.keys().cloned())
+            .collect();
+        let secret = match combined {
             Ok(s) => s,
             Err(_) => {
-                self.raise(now, Alarm::LegacyInconsistent { from: Peer::Node(from.clone()) });
+                self.raise(now, inconsistent(from));
                 return self.abort_attempt(super::AbortReason::ShareCollectionFailed, out);
             }
         };
+        for id in &wrong {
+            self.raise(now, inconsistent(id));
+        }
         let mut history = SecretHistory::default();
         history.0.insert(Epoch::FIRST, secret);
         let Some(entropy) = self.attempt.as_mut().and_then(Attempt::take_entropy) else { return };

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::*;
-use crate::crypto::legacy;
+use crate::crypto::legacy::{self, LegacyPackage};
 use crate::node::{Node, NodeOptions, NodeOutput, NodeState};
 use crate::testutil::{CLUSTER, e, id};
 use crate::{NodeError, QuorumError, RequestKind, Secret};
@@ -387,36 +387,79 @@ fn not_prepared_from_a_non_member_sends_nothing_section_6_4() {
     );
 }
 
-#[test]
-fn legacy_upgrade_carries_the_legacy_secret_as_epoch_1_section_6_10() {
-    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+/// Gives every node of `cl` its package of a K = 3 legacy split of a fixed secret, after
+/// `damage`; returns the secret.
+fn give_legacy_split(cl: &mut Cluster, damage: impl Fn(&NodeId, &mut LegacyPackage)) -> Secret {
     let mut rng = rand_chacha::ChaCha20Rng::from_seed([4; 32]);
     let legacy_secret = Secret::from_bytes(&mut [0x42; 32]);
     let ids: Vec<NodeId> = FIVE.iter().map(|n| id(n)).collect();
     let pkgs = legacy::split(&legacy_secret, Threshold::new(3, 5).unwrap(), &ids, &mut rng);
-    for (who, pkg) in pkgs {
+    for (who, mut pkg) in pkgs {
+        damage(&who, &mut pkg);
         let n = cl.nodes.get_mut(&who).unwrap();
         let mut st = n.state().duplicate();
         st.legacy = Some(pkg);
         *n = Node::restore(who.clone(), CLUSTER, st, NodeOptions::default()).unwrap();
     }
+    legacy_secret
+}
+
+/// The legacy secret `who` holds as epoch 1's, after committing epoch 2.
+fn carried_legacy_secret(cl: &Cluster, who: &str) -> Secret {
+    let n = &cl.nodes[&id(who)];
+    let config = n.state().committed_config().unwrap().clone();
+    let s2 = cl.secret_of(who);
+    let mut history =
+        crate::crypto::prior::open(&s2, &CLUSTER, e(2), config.prior_secrets().unwrap()).unwrap();
+    history.0.remove(&Epoch::FIRST).unwrap()
+}
+
+#[test]
+fn legacy_upgrade_carries_the_legacy_secret_as_epoch_1_section_6_10() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    let legacy_secret = give_legacy_split(&mut cl, |_, _| {});
     let out = cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap();
     assert!(
         matches!(out[0], CoordinatorOutput::Persist(LedgerChange::EpochReserved(ep)) if ep == e(2))
     );
     cl.run(out);
     assert_eq!(cl.c.ledger().latest_committed(), Some(e(2)));
-    let n = &cl.nodes[&id("a")];
-    assert!(n.state().legacy.is_none(), "legacy shares deleted on commit");
-    let s2 = cl.secret_of("a");
-    let config = n.state().committed_config().unwrap().clone();
-    let history =
-        crate::crypto::prior::open(&s2, &CLUSTER, e(2), config.prior_secrets().unwrap()).unwrap();
-    assert!(history.0[&Epoch::FIRST].ct_eq(&legacy_secret));
+    assert!(cl.nodes[&id("a")].state().legacy.is_none(), "legacy shares deleted on commit");
+    assert!(carried_legacy_secret(&cl, "a").ct_eq(&legacy_secret));
+    assert!(cl.c.status(cl.now).alarms.is_empty());
     assert_eq!(
         cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap_err(),
         ReconfigureError::AlreadyUpgraded(e(2))
     );
+}
+
+/// The first package to arrive used to define the split for all the others: a damaged one
+/// (here a's, which describes another split yet is consistent with its own share) made
+/// every honest package look inconsistent, raised alarms naming b … e, and stalled the
+/// upgrade until it timed out. Packages are grouped by the split they describe; K + 1 that
+/// agree and rebuild one secret decide, and only a is named.
+#[test]
+fn a_damaged_legacy_package_that_answers_first_is_named_and_outvoted_section_6_10() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    let legacy_secret = give_legacy_split(&mut cl, |who, pkg| {
+        if *who == id("a") {
+            pkg.digests.insert(id("b"), Digest([7; 32]));
+        }
+    });
+    let out = cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap();
+    let asked: Vec<&NodeId> = out
+        .iter()
+        .filter_map(|o| match o {
+            CoordinatorOutput::Send { to, request: Request::GetLegacyShare } => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.first(), Some(&&id("a")), "a answers first");
+    cl.run(out);
+    assert_eq!(cl.c.ledger().latest_committed(), Some(e(2)));
+    assert!(carried_legacy_secret(&cl, "c").ct_eq(&legacy_secret));
+    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    assert_eq!(alarms, [Alarm::LegacyInconsistent { from: Peer::Node(id("a")) }]);
 }
 
 #[test]
