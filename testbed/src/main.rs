@@ -124,7 +124,8 @@ enum Command {
     /// Benchmark a local cluster of real processes over loopback mTLS with real sled stores:
     /// secret rotation (warm, cold), unlock (warm, cold, N − K agents SIGSTOPped), status
     /// polling (saturated, 1000/s during rotations), each against a floor measured in the
-    /// same run, and the services' memory. Counts any RPC of 35 ms or more as slow.
+    /// same run, and the services' memory. Counts any RPC of 35 ms or more as slow. Fails if
+    /// any process's log shows a panic.
     Bench {
         /// How many agents (N; K = N/2 + 1). Above 32 the agents share 16 processes, start
         /// locked, and only rotations, unlock and status polling are measured.

@@ -44,7 +44,7 @@ use tonic::transport::Channel;
 use tq_protocol::NodeId;
 use tq_wire::pb::node_agent_client::NodeAgentClient;
 
-use crate::local::{COORDINATOR, LocalCluster};
+use crate::local::{COORDINATOR, LocalCluster, logs};
 use crate::up::ENROLL_TIMEOUT;
 use clients::Clients;
 use memory::Highest;
@@ -162,7 +162,15 @@ async fn run(args: &BenchArgs, dir: &Path, store: &str) -> Result<Value, String>
         _ = term.recv() => return Err("stopped by SIGTERM".into()),
         _ = int.recv() => return Err("stopped by SIGINT".into()),
     }
-    Ok(b.summary(store, started.elapsed()))
+    let mut summary = b.summary(store, started.elapsed());
+    // Stops every process, so that their logs are complete.
+    drop(b);
+    let logs = logs::scan(&dir.join("logs"), &[])?;
+    if !logs.ok() {
+        return Err(format!("a process's log shows a panic: {}", logs.findings.join("; ")));
+    }
+    summary["logs"] = logs.to_json();
+    Ok(summary)
 }
 
 fn signals() -> Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal), String> {
