@@ -226,19 +226,21 @@ impl LocalCluster {
         &self,
         change: impl FnOnce(&mut tq_coordinator::config::ProtocolConfig),
     ) -> Result<(), String> {
+        self.edit_coordinator(|c| change(&mut c.protocol))
+    }
+
+    /// Changes the coordinator's configuration file (read at its next start).
+    fn edit_coordinator(&self, change: impl FnOnce(&mut CoordinatorConfig)) -> Result<(), String> {
         let path = self.config_path(COORDINATOR);
         let mut c: CoordinatorConfig = self.read_toml(&path)?;
-        change(&mut c.protocol);
+        change(&mut c);
         self.write_toml(&path, &c)
     }
 
     /// Sets every process's log level (from its next start): `debug` writes every line a
     /// release build can.
     pub fn set_log_level(&self, level: &str) -> Result<(), String> {
-        let path = self.config_path(COORDINATOR);
-        let mut c: CoordinatorConfig = self.read_toml(&path)?;
-        c.log.level = level.to_string();
-        self.write_toml(&path, &c)?;
+        self.edit_coordinator(|c| c.log.level = level.to_string())?;
         for id in &self.nodes {
             self.edit_agent(id.as_str(), |a| a.log.level = level.to_string())?;
         }
