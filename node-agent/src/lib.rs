@@ -7,7 +7,9 @@
 pub mod actor;
 pub mod config;
 mod enroll;
+pub mod import;
 mod keys;
+pub mod legacy_file;
 mod peers;
 mod service;
 pub mod store;

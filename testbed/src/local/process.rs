@@ -11,15 +11,20 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Where `tq-agent`, `tq-coordinator` and `tqctl` are: `TQ_BIN_DIR`, else next to this binary
-/// (cargo puts every binary of the workspace in one directory).
+/// (cargo puts every binary of the workspace in one directory, and a test binary in `deps`
+/// below it).
 pub fn bin_dir() -> Result<PathBuf, String> {
     let dir = match std::env::var_os("TQ_BIN_DIR") {
         Some(d) => PathBuf::from(d),
-        None => std::env::current_exe()
-            .map_err(|e| format!("cannot locate tq-testbed itself: {e}"))?
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or("tq-testbed has no parent directory")?,
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot locate tq-testbed itself: {e}"))?;
+            let dir = exe.parent().ok_or("tq-testbed has no parent directory")?;
+            match dir.parent() {
+                Some(up) if dir.ends_with("deps") => up.to_path_buf(),
+                _ => dir.to_path_buf(),
+            }
+        }
     };
     for b in ["tq-agent", "tq-coordinator", "tqctl"] {
         if !dir.join(b).is_file() {
