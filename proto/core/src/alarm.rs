@@ -3,7 +3,7 @@
 
 use crate::crypto::Digest;
 use crate::epoch::Epoch;
-use crate::ids::Peer;
+use crate::ids::{NodeId, Peer};
 use crate::time::Time;
 
 /// One protocol violation.
@@ -51,6 +51,13 @@ pub enum Alarm {
     LegacyInconsistent {
         /// The member whose share or package did not fit.
         from: Peer,
+    },
+    /// Legacy packages describe different splits and no split can gather K + 1 shares
+    /// (§6.10): the upgrade stops, and every group is named, since nothing shows which
+    /// one is right.
+    LegacySplitsDisagree {
+        /// The holders of each split, largest group first.
+        holders: Vec<Vec<NodeId>>,
     },
     /// A node reports a committed epoch the coordinator never committed.
     UnknownCommit {

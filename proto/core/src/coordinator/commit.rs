@@ -93,9 +93,15 @@ impl Coordinator {
             .attempt
             .as_ref()
             .is_some_and(|a| a.in_flight() && now.since(a.started) >= self.options.prepare_timeout);
-        if timed_out {
-            self.abort_attempt(AbortReason::Timeout, out);
+        if !timed_out {
+            return;
         }
+        if let Some(Attempt { phase: Phase::CollectingLegacy { splits, .. }, .. }) = &self.attempt
+            && let Some(holders) = LegacySplit::disagreement(splits)
+        {
+            self.raise(now, Alarm::LegacySplitsDisagree { holders });
+        }
+        self.abort_attempt(AbortReason::Timeout, out);
     }
 
     /// Members whose matching ack counts now: acked and not stale (§6.11).

@@ -170,6 +170,27 @@ impl LegacySplit {
     pub(crate) fn answered(splits: &[LegacySplit], id: &NodeId) -> bool {
         splits.iter().any(|s| s.shares.contains_key(id))
     }
+
+    /// The holders of each split, largest group first, when the packages describe more
+    /// than one split: who to name when the upgrade cannot proceed.
+    pub(crate) fn disagreement(splits: &[LegacySplit]) -> Option<Vec<Vec<NodeId>>> {
+        if splits.len() < 2 {
+            return None;
+        }
+        let mut groups: Vec<Vec<NodeId>> =
+            splits.iter().map(|s| s.shares.keys().cloned().collect()).collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+        Some(groups)
+    }
+
+    /// Whether no split can still reach K + 1 shares from the members yet to answer (an
+    /// answer never changes: a second, different one is refused). A split none of them
+    /// has described needs 3 at least (2 ≤ K).
+    pub(crate) fn hopeless(splits: &[LegacySplit], members: usize) -> bool {
+        let answered: usize = splits.iter().map(|s| s.shares.len()).sum();
+        let left = members.saturating_sub(answered);
+        left < 3 && splits.iter().all(|s| s.shares.len() + left <= s.threshold.get())
+    }
 }
 
 impl Attempt {

@@ -239,11 +239,12 @@ impl Coordinator {
         pkg: LegacyPackage,
         out: &mut Vec<CoordinatorOutput>,
     ) {
-        let Some(Attempt { phase: Phase::CollectingLegacy { splits, .. }, .. }) =
+        let Some(Attempt { phase: Phase::CollectingLegacy { splits, .. }, members, .. }) =
             self.attempt.as_mut()
         else {
             return;
         };
+        let members = members.len();
         let inconsistent = |id: &NodeId| Alarm::LegacyInconsistent { from: Peer::Node(id.clone()) };
         // A package whose own share is not among its digests is damaged, whatever others say.
         if pkg.digests.get(from) != Some(&pkg.share.digest()) {
@@ -269,6 +270,13 @@ impl Coordinator {
         split.shares.insert(from.clone(), pkg.share);
         // One share more than K: nothing else proves the packages' K (combine_verified).
         if split.shares.len() <= split.threshold.get() {
+            // Too few holders of one split is not a disagreement: it waits out the timeout.
+            if let Some(holders) = LegacySplit::disagreement(splits)
+                && LegacySplit::hopeless(splits, members)
+            {
+                self.raise(now, Alarm::LegacySplitsDisagree { holders });
+                self.abort_attempt(super::AbortReason::ShareCollectionFailed, out);
+            }
             return;
         }
         let combined = legacy::combine_verified(split.threshold, &split.digests, &split.shares);

@@ -462,6 +462,50 @@ fn a_damaged_legacy_package_that_answers_first_is_named_and_outvoted_section_6_1
     assert_eq!(alarms, [Alarm::LegacyInconsistent { from: Peer::Node(id("a")) }]);
 }
 
+/// Packages that describe two splits, neither with K + 1 holders among the members: the
+/// upgrade cannot succeed. Once every member has answered it stops at once, naming both
+/// groups (nothing shows which is right), instead of waiting out the prepare timeout.
+#[test]
+fn legacy_packages_of_two_splits_stop_the_upgrade_and_name_both_groups_section_6_10() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    give_legacy_split(&mut cl, |who, pkg| {
+        if *who == id("d") || *who == id("e") {
+            pkg.digests.insert(id("a"), Digest([7; 32]));
+        }
+    });
+    let out = cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap();
+    cl.run(out);
+    assert_eq!(cl.c.ledger().aborted.get(&e(2)), Some(&AbortReason::ShareCollectionFailed));
+    assert_eq!(cl.c.ledger().latest_committed(), None);
+    assert!(cl.nodes.values().all(|n| n.state().configs.is_empty()), "nothing was prepared");
+    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    let holders = vec![vec![id("a"), id("b"), id("c")], vec![id("d"), id("e")]];
+    assert_eq!(alarms, [Alarm::LegacySplitsDisagree { holders }]);
+}
+
+/// The same disagreement with a member silent: it might still complete the larger group,
+/// so the upgrade waits, and at the prepare timeout the groups are named.
+#[test]
+fn a_legacy_upgrade_timing_out_among_disagreeing_packages_names_the_groups_section_6_10() {
+    let opts =
+        CoordinatorOptions { prepare_timeout: Duration::from_secs(60), ..Default::default() };
+    let mut cl = Cluster::new(&FIVE, opts);
+    give_legacy_split(&mut cl, |who, pkg| {
+        if *who == id("d") {
+            pkg.digests.insert(id("a"), Digest([7; 32]));
+        }
+    });
+    cl.down = members(&["e"]);
+    let out = cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap();
+    cl.run(out);
+    assert!(cl.c.ledger().aborted.is_empty(), "e may still answer");
+    cl.tick(Duration::from_secs(61));
+    assert_eq!(cl.c.ledger().aborted.get(&e(2)), Some(&AbortReason::Timeout));
+    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    let holders = vec![vec![id("a"), id("b"), id("c")], vec![id("d")]];
+    assert_eq!(alarms, [Alarm::LegacySplitsDisagree { holders }]);
+}
+
 #[test]
 fn a_removed_node_rejoins_only_after_a_wipe_section_6_9() {
     let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
