@@ -144,6 +144,11 @@ enum Command {
         /// Keep the cluster's directory (logs, stores) afterwards.
         #[arg(long)]
         keep: bool,
+        /// The agents' nice value. On a rack each agent has its own machine; here all share
+        /// two cores with the coordinator, whose status polls would otherwise wait behind
+        /// 32 agents' re-key storms. 0 runs them at the coordinator's priority.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+        agents_nice: u8,
     },
     /// Run several agents in this one process (used by `bench` for meshes larger than two
     /// cores can run as processes): each with its own configuration, store, TLS identity,
@@ -229,8 +234,8 @@ fn main() -> ExitCode {
         Command::Unlock { dir, nodes, json } => {
             report(runtime().and_then(|rt| rt.block_on(tq_testbed::up::unlock(&dir, &nodes, json))))
         }
-        Command::Bench { nodes, runs, state_dir, json, keep } => {
-            let args = tq_testbed::bench::BenchArgs { nodes, runs, state_dir, keep };
+        Command::Bench { nodes, runs, state_dir, json, keep, agents_nice } => {
+            let args = tq_testbed::bench::BenchArgs { nodes, runs, state_dir, keep, agents_nice };
             match runtime().and_then(|rt| rt.block_on(tq_testbed::bench::bench(&args))) {
                 Ok(summary) if json => {
                     println!("{summary}");

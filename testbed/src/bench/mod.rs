@@ -62,6 +62,8 @@ pub struct BenchArgs {
     pub state_dir: Option<PathBuf>,
     /// Keep the cluster's directory (logs, stores) afterwards.
     pub keep: bool,
+    /// The agents' nice value (0: the coordinator's priority).
+    pub agents_nice: u8,
 }
 
 /// The targets the issue sets (2 cores, N = 32, K = 17).
@@ -137,6 +139,11 @@ async fn run(args: &BenchArgs, dir: &Path, store: &str) -> Result<Value, String>
     } else {
         "real tq-coordinator and tq-agent processes (LocalCluster)".to_string()
     };
+    c.lower_agent_priority(args.agents_nice);
+    let processes = match args.agents_nice {
+        0 => format!("{processes}; agents at the coordinator's priority"),
+        n => format!("{processes}; agents at nice {n}, below the coordinator"),
+    };
     eprintln!("bench: {processes}");
     // The coordinator's background poll (every 2 s by default) would re-open connections
     // the cold scenarios need closed; at 16 RPCs/s it is noise for the warm ones anyway.
@@ -170,6 +177,7 @@ async fn run(args: &BenchArgs, dir: &Path, store: &str) -> Result<Value, String>
         return Err(format!("a process's log shows a panic: {}", logs.findings.join("; ")));
     }
     summary["logs"] = logs.to_json();
+    summary["agents_nice"] = json!(args.agents_nice);
     Ok(summary)
 }
 

@@ -53,6 +53,8 @@ pub struct LocalCluster {
     per_process: usize,
     /// Where agents enroll, when not at the coordinator's own address.
     agents_enroll_at: Option<String>,
+    /// The nice value agents start at ([`LocalCluster::lower_agent_priority`]).
+    agent_nice: u8,
     children: Mutex<BTreeMap<String, Child>>,
 }
 
@@ -96,6 +98,7 @@ impl LocalCluster {
             nodes,
             per_process: 1,
             agents_enroll_at: None,
+            agent_nice: 0,
             children: Mutex::new(BTreeMap::new()),
         };
         let coordinator = CoordinatorConfig {
@@ -160,6 +163,7 @@ impl LocalCluster {
             nodes,
             per_process: 1,
             agents_enroll_at: None,
+            agent_nice: 0,
             children: Mutex::new(BTreeMap::new()),
         })
     }
@@ -274,6 +278,12 @@ impl LocalCluster {
         self.per_process = n.max(1);
     }
 
+    /// From the next start on, agents run at nice `nice`, below the coordinator: on a rack
+    /// each agent has its own machine, and the coordinator's CPU is not theirs to take.
+    pub fn lower_agent_priority(&mut self, nice: u8) {
+        self.agent_nice = nice.min(19);
+    }
+
     /// Starts the coordinator, then every agent, and waits until every agent has enrolled.
     pub async fn start_all(&self, timeout: Duration) -> Result<(), String> {
         self.start(COORDINATOR)?;
@@ -302,7 +312,8 @@ impl LocalCluster {
             agents.push((self.config_path(id.as_str()), self.ready_file(id.as_str())));
         }
         let log = self.log_path(&format!("host-{first}"));
-        let mut child = process::spawn_host(&self.bin("tq-testbed"), &agents, &log)?;
+        let mut child =
+            process::spawn_host(&self.bin("tq-testbed"), &agents, &log, self.agent_nice)?;
         let pid = child.id();
         for id in group {
             write(&self.pid_file(id.as_str()), format!("{pid}\n").as_bytes(), 0o644)
@@ -344,7 +355,8 @@ impl LocalCluster {
         let ready = self.ready_file(name);
         let log = self.log_path(name);
         let config = self.config_path(name);
-        let mut child = process::spawn(&self.bin(binary), &config, &ready, &log, failpoints)?;
+        let nice = if name == COORDINATOR { 0 } else { self.agent_nice };
+        let mut child = process::spawn(&self.bin(binary), &config, &ready, &log, failpoints, nice)?;
         let pid = child.id();
         write(&self.pid_file(name), format!("{pid}\n").as_bytes(), 0o644)
             .map_err(|e| e.to_string())?;

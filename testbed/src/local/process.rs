@@ -40,17 +40,19 @@ pub fn bin_dir() -> Result<PathBuf, String> {
 
 /// Spawns `binary --config config --ready-file ready`, output appended to `log`, in its own
 /// process group (a terminal's Ctrl-C reaches the supervisor, which stops it in order), with
-/// `TQ_FAILPOINTS` set to `failpoints` or else unset (never inherited by accident).
+/// `TQ_FAILPOINTS` set to `failpoints` or else unset (never inherited by accident), at
+/// `nice` (0: the caller's priority).
 pub fn spawn(
     binary: &Path,
     config: &Path,
     ready: &Path,
     log: &Path,
     failpoints: Option<&str>,
+    nice: u8,
 ) -> Result<Child, String> {
     let args =
         [OsStr::new("--config"), config.as_os_str(), OsStr::new("--ready-file"), ready.as_os_str()];
-    spawn_with(binary, &args, &[ready], log, failpoints)
+    spawn_with(binary, &args, &[ready], log, failpoints, nice)
 }
 
 /// Spawns `tq-testbed agent-host` for several agents (configuration, ready file) at once.
@@ -58,6 +60,7 @@ pub fn spawn_host(
     testbed: &Path,
     agents: &[(PathBuf, PathBuf)],
     log: &Path,
+    nice: u8,
 ) -> Result<Child, String> {
     let mut args = vec![OsStr::new("agent-host")];
     for (config, ready) in agents {
@@ -69,7 +72,7 @@ pub fn spawn_host(
         ]);
     }
     let readies: Vec<&Path> = agents.iter().map(|(_, r)| r.as_path()).collect();
-    spawn_with(testbed, &args, &readies, log, None)
+    spawn_with(testbed, &args, &readies, log, None, nice)
 }
 
 fn spawn_with(
@@ -78,6 +81,7 @@ fn spawn_with(
     readies: &[&Path],
     log: &Path,
     failpoints: Option<&str>,
+    nice: u8,
 ) -> Result<Child, String> {
     for r in readies {
         let _ = std::fs::remove_file(r);
@@ -88,7 +92,12 @@ fn spawn_with(
         .open(log)
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(binary);
+    // nice(1) execs the binary, so the PID is the service's, and every thread the service
+    // starts inherits the priority (a renice afterwards would reach only the main thread).
+    let mut cmd = if nice == 0 { Command::new(binary) } else { Command::new("nice") };
+    if nice != 0 {
+        cmd.arg("-n").arg(nice.to_string()).arg(binary);
+    }
     cmd.env_remove(tq_wire::failpoint::ENV);
     if let Some(spec) = failpoints {
         cmd.env(tq_wire::failpoint::ENV, spec);
