@@ -183,13 +183,22 @@ impl LegacySplit {
         Some(groups)
     }
 
-    /// Whether no split can still reach K + 1 shares from the members yet to answer (an
-    /// answer never changes: a second, different one is refused). A split none of them
-    /// has described needs 3 at least (2 ≤ K).
-    pub(crate) fn hopeless(splits: &[LegacySplit], members: usize) -> bool {
-        let answered: usize = splits.iter().map(|s| s.shares.len()).sum();
-        let left = members.saturating_sub(answered);
-        left < 3 && splits.iter().all(|s| s.shares.len() + left <= s.threshold.get())
+    /// Whether no split can still reach K + 1 shares. An answer never changes (a second,
+    /// different one is refused), and only a holder a split's digests name can add to it, so
+    /// each split can grow by its named holders yet to answer, whether they have enrolled or
+    /// not. A split nobody has described yet needs 3 holders at least (2 ≤ K): among the
+    /// known nodes and every named holder, fewer than 3 left to answer rule it out.
+    pub(crate) fn hopeless<'a>(
+        splits: &'a [LegacySplit],
+        known: impl Iterator<Item = &'a NodeId>,
+    ) -> bool {
+        let waiting = |id: &&NodeId| !Self::answered(splits, id);
+        let named = splits.iter().flat_map(|s| s.digests.keys());
+        let left: BTreeSet<&NodeId> = known.chain(named).filter(waiting).collect();
+        left.len() < 3
+            && splits.iter().all(|s| {
+                s.shares.len() + s.digests.keys().filter(waiting).count() <= s.threshold.get()
+            })
     }
 }
 

@@ -239,12 +239,11 @@ impl Coordinator {
         pkg: LegacyPackage,
         out: &mut Vec<CoordinatorOutput>,
     ) {
-        let Some(Attempt { phase: Phase::CollectingLegacy { splits, .. }, members, .. }) =
+        let Some(Attempt { phase: Phase::CollectingLegacy { splits, .. }, .. }) =
             self.attempt.as_mut()
         else {
             return;
         };
-        let members = members.len();
         let inconsistent = |id: &NodeId| Alarm::LegacyInconsistent { from: Peer::Node(id.clone()) };
         // A package whose own share is not among its digests is damaged, whatever others say.
         if pkg.digests.get(from) != Some(&pkg.share.digest()) {
@@ -272,7 +271,7 @@ impl Coordinator {
         if split.shares.len() <= split.threshold.get() {
             // Too few holders of one split is not a disagreement: it waits out the timeout.
             if let Some(holders) = LegacySplit::disagreement(splits)
-                && LegacySplit::hopeless(splits, members)
+                && LegacySplit::hopeless(splits, self.ledger.known.keys())
             {
                 self.raise(now, Alarm::LegacySplitsDisagree { holders });
                 self.abort_attempt(super::AbortReason::ShareCollectionFailed, out);

@@ -483,6 +483,27 @@ fn legacy_packages_of_two_splits_stop_the_upgrade_and_name_both_groups_section_6
     assert_eq!(alarms, [Alarm::LegacySplitsDisagree { holders }]);
 }
 
+/// Legacy shares are asked of every known node, not only the new members: with d's package
+/// damaged, a, b, c and d answering leave the honest split one share short, and e, a holder
+/// that is not a member of the new epoch, completes it. Counting only the members would have
+/// stopped the upgrade there.
+#[test]
+fn a_legacy_holder_outside_the_new_members_can_still_complete_the_split_section_6_10() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    let legacy_secret = give_legacy_split(&mut cl, |who, pkg| {
+        if *who == id("d") {
+            pkg.digests.insert(id("a"), Digest([7; 32]));
+        }
+    });
+    let four = members(&["a", "b", "c", "d"]);
+    let out = cl.c.upgrade_from_legacy(cl.now, &four, 3, entropy(9)).unwrap();
+    cl.run(out);
+    assert_eq!(cl.c.ledger().latest_committed(), Some(e(2)));
+    assert!(carried_legacy_secret(&cl, "a").ct_eq(&legacy_secret));
+    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    assert_eq!(alarms, [Alarm::LegacyInconsistent { from: Peer::Node(id("d")) }]);
+}
+
 /// The same disagreement with a member silent: it might still complete the larger group,
 /// so the upgrade waits, and at the prepare timeout the groups are named.
 #[test]
