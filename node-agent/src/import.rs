@@ -4,7 +4,8 @@
 //! state would be a transition no Prepare or Commit made.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tq_protocol::crypto::legacy::LegacyPackage;
@@ -44,7 +45,7 @@ pub enum ImportError {
     },
     /// Others may read the share.
     #[error(
-        "{path} is readable by group or others (mode {mode:o}); it holds a secret share: \
+        "{path} is open to group or others (mode {mode:o}); it holds a secret share: \
          chmod 600 it, and check who has copied it"
     )]
     Exposed {
@@ -86,19 +87,7 @@ pub enum ImportError {
 /// Imports the package at `file` into the store `config` names.
 pub fn import_legacy(config: &AgentConfig, file: &Path) -> Result<Imported, ImportError> {
     let me = config.validate()?;
-    let read = |e: std::io::Error| ImportError::Read { path: file.into(), why: e.to_string() };
-    let meta = std::fs::metadata(file).map_err(read)?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(ImportError::Exposed { path: file.into(), mode: mode & 0o7777 });
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(ImportError::Read {
-            path: file.into(),
-            why: format!("{} bytes; a package of 255 holders is under 40 KB", meta.len()),
-        });
-    }
-    let text = Zeroizing::new(std::fs::read_to_string(file).map_err(read)?);
+    let text = read_private(file)?;
     let pkg = legacy_file::parse(&text, &me.node)
         .map_err(|error| ImportError::Package { path: file.into(), error })?;
     let store = Store::open(&config.state_dir, &me.cluster, &me.node).map_err(|e| match e {
@@ -121,6 +110,36 @@ pub fn import_legacy(config: &AgentConfig, file: &Path) -> Result<Imported, Impo
     }
     store.install_legacy(&pkg)?;
     Ok(Imported::Installed)
+}
+
+/// Reads `file` if it is a regular file no one but its owner may read or write, checked
+/// on the handle it is read through (a file swapped in after the check is not read).
+fn read_private(file: &Path) -> Result<Zeroizing<String>, ImportError> {
+    let read = |why: String| ImportError::Read { path: file.into(), why };
+    let io = |e: std::io::Error| read(e.to_string());
+    // Checked before opening too: opening a FIFO would wait for a writer.
+    let before = std::fs::metadata(file).map_err(io)?;
+    if !before.is_file() {
+        return Err(read("not a regular file".into()));
+    }
+    let mut f = std::fs::File::open(file).map_err(io)?;
+    let meta = f.metadata().map_err(io)?;
+    if (meta.dev(), meta.ino()) != (before.dev(), before.ino()) {
+        return Err(read("it was replaced while being opened".into()));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(ImportError::Exposed { path: file.into(), mode: mode & 0o7777 });
+    }
+    let mut text =
+        Zeroizing::new(String::with_capacity(meta.len().min(MAX_FILE_BYTES) as usize + 1));
+    (&mut f).take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(io)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(read(format!(
+            "over {MAX_FILE_BYTES} bytes; a package of 255 holders is under 40 KB"
+        )));
+    }
+    Ok(text)
 }
 
 fn same(a: &LegacyPackage, b: &LegacyPackage) -> bool {

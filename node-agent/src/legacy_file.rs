@@ -58,6 +58,9 @@ pub enum PackageFileError {
         /// The agent's.
         expected: NodeId,
     },
+    /// The digests do not name this node.
+    #[error("`digests` has no entry for {0}, the package's own node")]
+    NotNamed(NodeId),
     /// The share is not what the package's own digest says: a damaged or mixed-up file.
     #[error("the share does not match the digest recorded for {0}: the package is damaged")]
     ShareDigest(NodeId),
@@ -121,8 +124,12 @@ pub fn parse(text: &str, me: &NodeId) -> Result<LegacyPackage, PackageFileError>
         _ => invalid("share", "has index 0, which no share may have"),
     })?;
     bytes.zeroize();
-    if digests.get(me) != Some(&share.digest()) {
-        return Err(PackageFileError::ShareDigest(me.clone()));
+    match digests.get(me) {
+        None => return Err(PackageFileError::NotNamed(me.clone())),
+        Some(d) if *d != share.digest() => {
+            return Err(PackageFileError::ShareDigest(me.clone()));
+        }
+        Some(_) => {}
     }
     Ok(LegacyPackage { threshold, share, digests })
 }
@@ -144,12 +151,16 @@ fn digests(v: Option<&Value>) -> Result<BTreeMap<NodeId, Digest>, PackageFileErr
         let key = format!("digests.{name}");
         let id = NodeId::new(name.as_str()).map_err(|e| invalid(&key, e))?;
         let bytes = match d {
-            Value::String(s) => hex::decode(s).map_err(|_| invalid(&key, "is not hex"))?,
+            // Wiped: a share misplaced under [digests] lands here.
+            Value::String(s) => {
+                Zeroizing::new(hex::decode(s).map_err(|_| invalid(&key, "is not hex"))?)
+            }
             _ => return Err(invalid(&key, "must be a hex string")),
         };
         let d: [u8; 32] = bytes
+            .as_slice()
             .try_into()
-            .map_err(|b: Vec<u8>| invalid(&key, format!("must be 32 bytes, got {}", b.len())))?;
+            .map_err(|_| invalid(&key, format!("must be 32 bytes, got {}", bytes.len())))?;
         out.insert(id, Digest(d));
     }
     Ok(out)
@@ -157,7 +168,9 @@ fn digests(v: Option<&Value>) -> Result<BTreeMap<NodeId, Digest>, PackageFileErr
 
 /// Writes `pkg` as `node`'s package file (for legacy fixtures: the inverse of [`parse`]).
 pub fn render(node: &NodeId, pkg: &LegacyPackage) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(format!(
+    // Sized up front: growing would free copies of the share unwiped.
+    let mut out = Zeroizing::new(String::with_capacity(200 + 140 * pkg.digests.len()));
+    out.push_str(&format!(
         "format = \"{FORMAT}\"\nnode_id = \"{node}\"\nthreshold = {}\nshare = \"",
         pkg.threshold.get()
     ));
@@ -250,6 +263,10 @@ mod tests {
             (
                 edit("node-4 = ", "Node-4 = "),
                 invalid("digests.Node-4", "node id may only contain a-z, 0-9 and '-', found 'N'"),
+            ),
+            (
+                text.lines().filter(|l| !l.starts_with("node-1 =")).collect::<Vec<_>>().join("\n"),
+                PackageFileError::NotNamed(id.clone()),
             ),
             (
                 text.lines().filter(|l| !l.starts_with("share")).collect::<Vec<_>>().join("\n"),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tq_node_agent::import::{ImportError, Imported, import_legacy};
 use tq_node_agent::{AgentConfig, AgentError, run};
-use tq_wire::process::{CommonArgs, load_toml, service_main};
+use tq_wire::process::{CommonArgs, ConfigError, load_toml, service_main};
 
 // The rule-breaking simulation build must never reach a service binary.
 const _: () = assert!(
@@ -30,8 +30,9 @@ const _: () = assert!(
 ///
 /// With --import-legacy it does not serve: it installs a legacy share package into the
 /// store (the agent must be stopped), prints what it did and exits: 0 when installed or
-/// already there, 65 when the package is refused (unreadable, readable by others, not valid,
-/// for another node, or the node already holds tq epochs), 64 and 74 as above.
+/// already there, 65 when the package is refused (unreadable, open to group or others, not
+/// valid, for another node, a different package already installed, or the node already
+/// holds tq epochs), 64 and 74 as above.
 ///
 /// For fault tests only, TQ_FAILPOINTS arms named failpoints (a crash or a failed write at a
 /// named place; the process logs a warning at start when any is armed, and exits 64 on a
@@ -51,7 +52,20 @@ struct Args {
 }
 
 fn import(config: &Path, file: &Path) -> ExitCode {
+    // The share will be in memory: no core dump, no ptrace, as for the service.
+    tq_wire::harden::harden();
     let res = load_toml::<AgentConfig>(config)
+        // toml's message quotes the offending line: if the package was given as --config,
+        // that line may be the share.
+        .map_err(|e| match e {
+            ConfigError::Parse { path, .. } => ConfigError::Parse {
+                path,
+                why: "not an agent configuration (--config takes agent.toml, \
+                      --import-legacy the package)"
+                    .into(),
+            },
+            e => e,
+        })
         .map_err(ImportError::Config)
         .and_then(|c| import_legacy(&c, file).map(|done| (c, done)));
     match res {

@@ -87,26 +87,42 @@ async fn a_legacy_split_imported_into_real_agents_upgrades_to_epoch_2_section_6_
         let path = write_package(&files, id.as_str(), &legacy_file::render(id, &pkgs[id]), 0o600);
         let out = import(&c.0, id.as_str(), &path);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("installed"));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains(" installed in ") && !said.contains("already"), "{said}");
         paths.push(path);
     }
     let (n1, n2) = (&nodes[0], &nodes[1]);
 
     // Refusals: the store keeps exactly what it had.
     let before = legacy_of(&c.0, n2);
+    assert!(before.is_some(), "the import did not reach the store");
     let (code, said) = refused(&import(&c.0, n2.as_str(), &paths[0]), &pkgs[n1]);
     assert_eq!(code, 65, "{said}");
     assert!(said.contains("the package is for node-1, this agent is node-2"), "{said}");
     let open = write_package(&files, "open", &legacy_file::render(n2, &pkgs[n2]), 0o644);
     let (code, said) = refused(&import(&c.0, n2.as_str(), &open), &pkgs[n2]);
     assert_eq!(code, 65, "{said}");
-    assert!(said.contains("readable by group or others (mode 644)"), "{said}");
+    assert!(said.contains("open to group or others (mode 644)"), "{said}");
     let other_split = legacy::split(&secret, Threshold::new(3, 5).unwrap(), &nodes, &mut rng);
     let other = write_package(&files, "other", &legacy_file::render(n2, &other_split[n2]), 0o600);
     let (code, said) = refused(&import(&c.0, n2.as_str(), &other), &other_split[n2]);
     assert_eq!(code, 65, "{said}");
     assert!(said.contains("already holds a different legacy package for node-2"), "{said}");
     assert_eq!(legacy_of(&c.0, n2), before, "a refused import changed the store");
+    let (code, said) = refused(&import(&c.0, n2.as_str(), &files), &pkgs[n2]);
+    assert_eq!(code, 65, "{said}");
+    assert!(said.contains("not a regular file"), "{said}");
+    // The package given as the configuration: toml's message would quote the share's line.
+    let swapped = Command::new(c.0.bin("tq-agent"))
+        .arg("--config")
+        .arg(&paths[1])
+        .arg("--import-legacy")
+        .arg(&paths[1])
+        .output()
+        .expect("run tq-agent");
+    let (code, said) = refused(&swapped, &pkgs[n2]);
+    assert_eq!(code, 64, "{said}");
+    assert!(said.contains("not an agent configuration"), "{said}");
     let again = import(&c.0, n2.as_str(), &paths[1]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already installed"));
 

@@ -102,13 +102,12 @@ fn spawn_with(
     if let Some(spec) = failpoints {
         cmd.env(tq_wire::failpoint::ENV, spec);
     }
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0).spawn().map_err(
+        |e| match nice {
+            0 => format!("cannot start {}: {e}", binary.display()),
+            _ => format!("cannot start {} through nice(1): {e}", binary.display()),
+        },
+    )
 }
 
 /// Waits until `child` writes its ready file, and returns the address in it.
@@ -148,8 +147,14 @@ pub fn live_pid(pid_file: &Path) -> Option<Pid> {
     let pid: i32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let mut argv = cmdline.split(|b| *b == 0);
-    let exe = argv.next()?;
-    let name = Path::new(std::str::from_utf8(exe).ok()?).file_name()?.to_str()?;
+    let file_name =
+        |a: &[u8]| Some(Path::new(std::str::from_utf8(a).ok()?).file_name()?.to_owned());
+    let mut name = file_name(argv.next()?)?;
+    // Started through `nice -n N binary …` and not yet exec'd.
+    if name == "nice" {
+        name = file_name(argv.nth(2)?)?;
+    }
+    let name = name.to_str()?;
     // A zombie has an empty command line: it is dead.
     let ours = matches!(name, "tq-agent" | "tq-coordinator")
         || (name == "tq-testbed" && argv.next() == Some(b"agent-host"));

@@ -179,7 +179,8 @@ impl LegacySplit {
         }
         let mut groups: Vec<Vec<NodeId>> =
             splits.iter().map(|s| s.shares.keys().cloned().collect()).collect();
-        groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+        // Ties by the first holder, so the alarm does not depend on the answers' order.
+        groups.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.first().cmp(&b.first())));
         Some(groups)
     }
 

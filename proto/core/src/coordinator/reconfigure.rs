@@ -269,9 +269,11 @@ impl Coordinator {
         split.shares.insert(from.clone(), pkg.share);
         // One share more than K: nothing else proves the packages' K (combine_verified).
         if split.shares.len() <= split.threshold.get() {
-            // Too few holders of one split is not a disagreement: it waits out the timeout.
-            if let Some(holders) = LegacySplit::disagreement(splits)
-                && LegacySplit::hopeless(splits, self.ledger.known.keys())
+            // Judged when a share joins a split, the only answer that can make the upgrade
+            // hopeless sooner than its timeout would say so. Too few holders of one split is
+            // not a disagreement: it waits out the timeout.
+            if LegacySplit::hopeless(splits, self.ledger.known.keys())
+                && let Some(holders) = LegacySplit::disagreement(splits)
             {
                 self.raise(now, Alarm::LegacySplitsDisagree { holders });
                 self.abort_attempt(super::AbortReason::ShareCollectionFailed, out);
