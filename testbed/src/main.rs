@@ -147,7 +147,7 @@ enum Command {
         /// The agents' nice value. On a rack each agent has its own machine; here all share
         /// two cores with the coordinator, whose status polls would otherwise wait behind
         /// 32 agents' re-key storms. 0 runs them at the coordinator's priority.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+        #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(u8).range(0..=19))]
         agents_nice: u8,
     },
     /// Run several agents in this one process (used by `bench` for meshes larger than two
