@@ -94,10 +94,14 @@ fn spawn_with(
     let err = out.try_clone().map_err(|e| e.to_string())?;
     // nice(1) execs the binary, so the PID is the service's, and every thread the service
     // starts inherits the priority (a renice afterwards would reach only the main thread).
-    let mut cmd = if nice == 0 { Command::new(binary) } else { Command::new("nice") };
-    if nice != 0 {
-        cmd.arg("-n").arg(nice.to_string()).arg(binary);
-    }
+    let mut cmd = match nice {
+        0 => Command::new(binary),
+        n => {
+            let mut c = Command::new("nice");
+            c.arg("-n").arg(n.to_string()).arg(binary);
+            c
+        }
+    };
     cmd.env_remove(tq_wire::failpoint::ENV);
     if let Some(spec) = failpoints {
         cmd.env(tq_wire::failpoint::ENV, spec);

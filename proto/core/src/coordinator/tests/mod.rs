@@ -404,6 +404,22 @@ fn give_legacy_split(cl: &mut Cluster, damage: impl Fn(&NodeId, &mut LegacyPacka
     legacy_secret
 }
 
+/// Damage for [`give_legacy_split`]: the packages of `holders` describe another split (one
+/// other holder's digest changed), yet each stays consistent with its own share.
+fn misdescribed(holders: &'static [&'static str]) -> impl Fn(&NodeId, &mut LegacyPackage) {
+    move |who, pkg| {
+        if holders.iter().any(|h| *who == id(h)) {
+            let other = if *who == id("a") { id("b") } else { id("a") };
+            pkg.digests.insert(other, Digest([7; 32]));
+        }
+    }
+}
+
+/// The coordinator's alarms, without their times.
+fn alarms(cl: &Cluster) -> Vec<Alarm> {
+    cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect()
+}
+
 /// The legacy secret `who` holds as epoch 1's, after committing epoch 2.
 fn carried_legacy_secret(cl: &Cluster, who: &str) -> Secret {
     let n = &cl.nodes[&id(who)];
@@ -441,11 +457,7 @@ fn legacy_upgrade_carries_the_legacy_secret_as_epoch_1_section_6_10() {
 #[test]
 fn a_damaged_legacy_package_that_answers_first_is_named_and_outvoted_section_6_10() {
     let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    let legacy_secret = give_legacy_split(&mut cl, |who, pkg| {
-        if *who == id("a") {
-            pkg.digests.insert(id("b"), Digest([7; 32]));
-        }
-    });
+    let legacy_secret = give_legacy_split(&mut cl, misdescribed(&["a"]));
     let out = cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap();
     let asked: Vec<&NodeId> = out
         .iter()
@@ -458,7 +470,7 @@ fn a_damaged_legacy_package_that_answers_first_is_named_and_outvoted_section_6_1
     cl.run(out);
     assert_eq!(cl.c.ledger().latest_committed(), Some(e(2)));
     assert!(carried_legacy_secret(&cl, "c").ct_eq(&legacy_secret));
-    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    let alarms = alarms(&cl);
     assert_eq!(alarms, [Alarm::LegacyInconsistent { from: Peer::Node(id("a")) }]);
 }
 
@@ -468,17 +480,13 @@ fn a_damaged_legacy_package_that_answers_first_is_named_and_outvoted_section_6_1
 #[test]
 fn legacy_packages_of_two_splits_stop_the_upgrade_and_name_both_groups_section_6_10() {
     let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    give_legacy_split(&mut cl, |who, pkg| {
-        if *who == id("d") || *who == id("e") {
-            pkg.digests.insert(id("a"), Digest([7; 32]));
-        }
-    });
+    give_legacy_split(&mut cl, misdescribed(&["d", "e"]));
     let out = cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap();
     cl.run(out);
     assert_eq!(cl.c.ledger().aborted.get(&e(2)), Some(&AbortReason::ShareCollectionFailed));
     assert_eq!(cl.c.ledger().latest_committed(), None);
     assert!(cl.nodes.values().all(|n| n.state().configs.is_empty()), "nothing was prepared");
-    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    let alarms = alarms(&cl);
     let holders = vec![vec![id("a"), id("b"), id("c")], vec![id("d"), id("e")]];
     assert_eq!(alarms, [Alarm::LegacySplitsDisagree { holders }]);
 }
@@ -490,17 +498,13 @@ fn legacy_packages_of_two_splits_stop_the_upgrade_and_name_both_groups_section_6
 #[test]
 fn a_legacy_holder_outside_the_new_members_can_still_complete_the_split_section_6_10() {
     let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
-    let legacy_secret = give_legacy_split(&mut cl, |who, pkg| {
-        if *who == id("d") {
-            pkg.digests.insert(id("a"), Digest([7; 32]));
-        }
-    });
+    let legacy_secret = give_legacy_split(&mut cl, misdescribed(&["d"]));
     let four = members(&["a", "b", "c", "d"]);
     let out = cl.c.upgrade_from_legacy(cl.now, &four, 3, entropy(9)).unwrap();
     cl.run(out);
     assert_eq!(cl.c.ledger().latest_committed(), Some(e(2)));
     assert!(carried_legacy_secret(&cl, "a").ct_eq(&legacy_secret));
-    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    let alarms = alarms(&cl);
     assert_eq!(alarms, [Alarm::LegacyInconsistent { from: Peer::Node(id("d")) }]);
 }
 
@@ -511,18 +515,14 @@ fn a_legacy_upgrade_timing_out_among_disagreeing_packages_names_the_groups_secti
     let opts =
         CoordinatorOptions { prepare_timeout: Duration::from_secs(60), ..Default::default() };
     let mut cl = Cluster::new(&FIVE, opts);
-    give_legacy_split(&mut cl, |who, pkg| {
-        if *who == id("d") {
-            pkg.digests.insert(id("a"), Digest([7; 32]));
-        }
-    });
+    give_legacy_split(&mut cl, misdescribed(&["d"]));
     cl.down = members(&["e"]);
     let out = cl.c.upgrade_from_legacy(cl.now, &members(&FIVE), 3, entropy(9)).unwrap();
     cl.run(out);
     assert!(cl.c.ledger().aborted.is_empty(), "e may still answer");
     cl.tick(Duration::from_secs(61));
     assert_eq!(cl.c.ledger().aborted.get(&e(2)), Some(&AbortReason::Timeout));
-    let alarms: Vec<Alarm> = cl.c.status(cl.now).alarms.into_iter().map(|(_, a)| a).collect();
+    let alarms = alarms(&cl);
     let holders = vec![vec![id("a"), id("b"), id("c")], vec![id("d")]];
     assert_eq!(alarms, [Alarm::LegacySplitsDisagree { holders }]);
 }
