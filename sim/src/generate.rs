@@ -97,9 +97,7 @@ impl Generator {
             .map(|(id, _)| *id)
             .collect();
         let up = w.coord.is_some();
-        // The operator only wipes nodes the cluster left out.
-        let removed: Vec<&NodeId> =
-            all.iter().copied().filter(|id| w.ledger_disk.is_removed(id)).collect();
+        let removed: Vec<&NodeId> = all.iter().copied().filter(|id| w.wipeable(id)).collect();
 
         let options = [
             (if ids.is_empty() { 0.0 } else { 70.0 }, Choice::Deliver),

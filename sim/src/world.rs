@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand_core::SeedableRng;
+use tq_protocol::coordinator::status::MemberState;
 use tq_protocol::coordinator::{
     CommitPolicy, Coordinator, CoordinatorOptions, CoordinatorOutput, Ledger, LedgerChange,
     ReconfigureRequest, StaleOptions,
@@ -307,9 +308,21 @@ impl World {
         self.deferred.retain(|(who, _)| who != id);
     }
 
+    /// Whether the operator may wipe `id`. Wiping a member would destroy a share: only nodes
+    /// the cluster left out are wiped, and not one the attempt in flight names again, whose
+    /// ack may already count toward that commit (status shows it as that attempt's member).
+    pub(crate) fn wipeable(&self, id: &NodeId) -> bool {
+        self.ledger_disk.is_removed(id)
+            && !self.coord.as_ref().is_some_and(|c| {
+                c.status(self.now)
+                    .members
+                    .iter()
+                    .any(|m| m.node_id == *id && m.state != MemberState::Expunged)
+            })
+    }
+
     fn wipe(&mut self, id: &NodeId) {
-        // Wiping a member would destroy a share: only nodes the cluster left out are wiped.
-        if !self.ledger_disk.is_removed(id) {
+        if !self.wipeable(id) {
             return self.note(|| format!("  {id} is not a removed node: not wiped"));
         }
         self.crash_node(id);

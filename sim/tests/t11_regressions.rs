@@ -13,6 +13,11 @@
 //! - `late-poll-answer-rollback`: the answer to a Status poll sent before a member
 //!   committed arrived after its CommitAck, and the coordinator showed the member rolled
 //!   back (I5 as status shows it, §6.11).
+//! - `wipe-during-attempt`: a wiped node, named again, acked the attempt's Prepare and
+//!   restarted; the coordinator then counted it removed (its state was not empty), and the
+//!   simulated operator wiped it, so that epoch committed with K − 1 durable shares (I6).
+//!   Now a node holding only that attempt's Prepare stays the newcomer it was, and the
+//!   operator never wipes a member of the attempt in flight (either alone passes).
 
 use tq_sim::replay::violations;
 use tq_sim::run::CaseLog;
@@ -26,7 +31,7 @@ fn every_recorded_failure_now_runs_clean() {
         .map(|e| e.path())
         .collect();
     names.sort();
-    assert!(names.len() >= 5, "regression logs missing from {}", dir.display());
+    assert!(names.len() >= 6, "regression logs missing from {}", dir.display());
     for path in names {
         let body = std::fs::read(&path).expect("readable log");
         let log: CaseLog = serde_json::from_slice(&body).expect("a case log");

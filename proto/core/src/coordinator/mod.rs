@@ -336,8 +336,17 @@ impl Coordinator {
     ) -> Vec<CoordinatorOutput> {
         let mut out = Vec::new();
         let node = summary.node_id.clone();
-        let fresh =
-            summary.committed.is_none() && summary.prepared.is_none() && summary.expunged.is_none();
+        // A wiped node holds nothing, or, if its agent restarted since, only its Prepare of
+        // the attempt in flight that names it: still the newcomer, not a removed member back
+        // with its old state.
+        let only_this_attempt = summary.prepared.is_none_or(|(e, d)| {
+            self.attempt.as_ref().is_some_and(|a| {
+                a.epoch == e
+                    && a.members.contains(&node)
+                    && a.config().is_some_and(|c| c.digest() == d)
+            })
+        });
+        let fresh = summary.committed.is_none() && summary.expunged.is_none() && only_this_attempt;
         let t = self.trackers.entry(node.clone()).or_default();
         // A summary is taken before its enrollment travels, maybe before a commit ack that
         // arrived first: older state than before is confirmed by a poll sent from here on.

@@ -556,6 +556,35 @@ fn a_removed_node_rejoins_only_after_a_wipe_section_6_9() {
 }
 
 #[test]
+fn a_readded_node_restarting_after_its_prepare_is_still_the_newcomer_section_6_9() {
+    let mut cl = Cluster::new(&FIVE, CoordinatorOptions::default());
+    cl.reconfigure(&FIVE, 3, 1);
+    cl.reconfigure(&["a", "b", "c", "d"], 3, 2);
+    cl.nodes.insert(
+        id("e"),
+        Node::restore(id("e"), CLUSTER, NodeState::default(), NodeOptions::default()).unwrap(),
+    );
+    cl.enroll("e");
+    // Named again, e prepares; with d down, K = 4 of 5 needs every ack, so nothing commits.
+    cl.down = members(&["d"]);
+    cl.reconfigure(&FIVE, 4, 3);
+    assert!(cl.nodes[&id("e")].state().digest(e(3)).is_some());
+    // Its agent restarts and reports that Prepare: the wiped newcomer it was, not a removed
+    // member back with old state (whose retries would stop, and whom an operator would be
+    // told to wipe while its ack counts).
+    cl.enroll("e");
+    assert!(cl.c.ledger().known[&id("e")].fresh);
+    assert!(!cl.c.ledger().is_removed(&id("e")));
+    // After an abort it may be named again without another wipe.
+    let out = cl.c.abort().unwrap();
+    cl.run(out);
+    cl.down.clear();
+    cl.reconfigure(&FIVE, 3, 4);
+    assert_eq!(cl.c.ledger().latest_committed(), Some(e(4)));
+    assert_eq!(cl.nodes[&id("e")].state().latest_committed(), Some(e(4)));
+}
+
+#[test]
 fn a_fresh_node_that_reports_expunged_loses_its_standing_section_6_9() {
     let mut cl = Cluster::new(&["a", "b", "c", "d", "e", "x"], CoordinatorOptions::default());
     assert!(cl.c.ledger().known[&id("x")].fresh);
