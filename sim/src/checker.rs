@@ -9,9 +9,10 @@ use tq_protocol::crypto::prior::SecretHistory;
 use tq_protocol::crypto::sharing::{check_secret, combine, verify_share};
 use tq_protocol::node::{Node, NodeChange, NodeState};
 use tq_protocol::{
-    Configuration, Digest, Epoch, NodeId, Request, Response, Secret, Share, Threshold,
+    Alarm, Configuration, Digest, Epoch, NodeId, Request, Response, Secret, Share, Threshold,
 };
 
+use crate::legacy_damage;
 use crate::network::Endpoint;
 
 /// One broken invariant.
@@ -42,6 +43,10 @@ pub(crate) struct Checker {
     max_committed: BTreeMap<NodeId, Epoch>,
     wiped: BTreeSet<NodeId>,
     alarm_reported: bool,
+    /// Nodes whose legacy packages were damaged: the alarms naming them are expected.
+    legacy_damaged: BTreeSet<NodeId>,
+    /// An alarm the damage explains was raised.
+    pub(crate) legacy_damage_caught: bool,
     /// The most alarms alive at once (crashes forget alarms, so this is a floor).
     pub(crate) alarms_seen: u64,
 }
@@ -62,8 +67,15 @@ impl Checker {
             max_committed: BTreeMap::new(),
             wiped: BTreeSet::new(),
             alarm_reported: false,
+            legacy_damaged: BTreeSet::new(),
+            legacy_damage_caught: false,
             alarms_seen: 0,
         }
+    }
+
+    /// The case damaged these nodes' legacy packages: the coordinator may name them (I7).
+    pub(crate) fn expect_legacy_damage(&mut self, damaged: BTreeSet<NodeId>) {
+        self.legacy_damaged = damaged;
     }
 
     pub(crate) fn begin_event(&mut self) {
@@ -308,8 +320,11 @@ impl Checker {
         nodes: impl Iterator<Item = &'a Node>,
     ) {
         let mut total = coord.map_or(0, |c| c.alarms().total());
-        let mut first = coord
-            .and_then(|c| c.alarms().kept().first().map(|a| format!("coordinator: {:?}", a.1)));
+        let kept = coord.map_or(&[][..], |c| c.alarms().kept());
+        let explained = |a: &Alarm| legacy_damage::explains(&self.legacy_damaged, a);
+        self.legacy_damage_caught |= kept.iter().any(|(_, a)| explained(a));
+        let mut first =
+            kept.iter().find(|(_, a)| !explained(a)).map(|(_, a)| format!("coordinator: {a:?}"));
         for n in nodes {
             // I5 as status shows it (§6.11): an honest coordinator calls a node rolled back
             // only if it lost state, which here only a wipe does.

@@ -1,6 +1,8 @@
 //! What happens in a simulated case, as data: the setup and the event log. Replaying the
 //! same log gives the same run, byte for byte (every random choice is in it).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// How a case is set up.
@@ -18,8 +20,24 @@ pub struct CaseSetup {
     pub faulty_coordinator: bool,
     /// Nodes start with a legacy split of this threshold (§6.10).
     pub legacy_threshold: Option<usize>,
+    /// Legacy packages damaged before the case starts, by node. At least K + 1 stay intact,
+    /// so the upgrade must still complete, with the legacy secret.
+    #[serde(default)]
+    pub legacy_damage: BTreeMap<String, LegacyDamage>,
     /// A deliberately broken rule (`--inject-bug`).
     pub bug: Option<String>,
+}
+
+/// How a node's legacy package is damaged (§6.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegacyDamage {
+    /// A bit of its share flipped: the share no longer matches its own digest.
+    CorruptShare,
+    /// A package of another split of another secret, shared by every node so damaged.
+    OtherSplit,
+    /// Its own share and digests, with another K.
+    OtherThreshold,
 }
 
 /// How a faulty coordinator tampers with a Prepare in flight.

@@ -1,6 +1,8 @@
 //! Random cases and events, every choice drawn from one seeded stream, weighted by what the
 //! world allows at that moment.
 
+use std::collections::BTreeMap;
+
 use rand::RngExt;
 use rand::seq::IndexedRandom;
 use rand_core::SeedableRng;
@@ -8,7 +10,7 @@ use tq_protocol::NodeId;
 use tq_protocol::coordinator::status::PhaseStatus;
 
 use crate::bugs::Bug;
-use crate::event::{CaseSetup, Event, Tamper};
+use crate::event::{CaseSetup, Event, LegacyDamage, Tamper};
 use crate::network::{Endpoint, Payload};
 use crate::run::Shape;
 use crate::world::World;
@@ -55,19 +57,46 @@ impl Generator {
     ) -> CaseSetup {
         let max = shape.max_nodes.max(3);
         let total = self.rng.random_range(3..=max);
-        let nodes = (1..=total).map(|i| format!("n{i:02}")).collect();
+        let nodes: Vec<String> = (1..=total).map(|i| format!("n{i:02}")).collect();
         let needs_faulty =
             bug.and_then(|b| Bug::parse(b).ok()).is_some_and(Bug::needs_faulty_coordinator);
         let faulty_p = if needs_faulty { 0.5 } else { 0.2 };
+        let manual_commit = self.rng.random_bool(0.15);
+        let faulty_coordinator = self.rng.random_bool(faulty_p);
+        let legacy_threshold = self.rng.random_bool(0.15).then_some(total / 2 + 1);
+        let legacy_damage =
+            legacy_threshold.map(|k| self.legacy_damage(&nodes, k)).unwrap_or_default();
         CaseSetup {
             seed,
             case,
             nodes,
-            manual_commit: self.rng.random_bool(0.15),
-            faulty_coordinator: self.rng.random_bool(faulty_p),
-            legacy_threshold: self.rng.random_bool(0.15).then_some(total / 2 + 1),
+            manual_commit,
+            faulty_coordinator,
+            legacy_threshold,
+            legacy_damage,
             bug: bug.map(str::to_string),
         }
+    }
+
+    /// In half the legacy cases, damages the packages of up to N − (K + 1) nodes.
+    fn legacy_damage(&mut self, nodes: &[String], k: usize) -> BTreeMap<String, LegacyDamage> {
+        let spare = nodes.len().saturating_sub(k + 1);
+        if spare == 0 || !self.rng.random_bool(0.5) {
+            return BTreeMap::new();
+        }
+        let count = self.rng.random_range(1..=spare);
+        let picked = rand::seq::index::sample(&mut self.rng, nodes.len(), count);
+        picked
+            .into_iter()
+            .map(|i| {
+                let how = match self.rng.random_range(0..3) {
+                    0 => LegacyDamage::CorruptShare,
+                    1 => LegacyDamage::OtherSplit,
+                    _ => LegacyDamage::OtherThreshold,
+                };
+                (nodes[i].clone(), how)
+            })
+            .collect()
     }
 
     pub(crate) fn actions(&mut self, shape: &Shape) -> usize {

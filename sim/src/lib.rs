@@ -12,6 +12,7 @@ pub(crate) mod checker;
 pub mod cli;
 pub mod event;
 pub(crate) mod generate;
+pub(crate) mod legacy_damage;
 pub(crate) mod liveness;
 pub(crate) mod network;
 pub mod replay;

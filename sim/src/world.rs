@@ -19,7 +19,8 @@ use tq_protocol::{
 
 use crate::bugs::Bug;
 use crate::checker::Checker;
-use crate::event::{CaseSetup, Event};
+use crate::event::{CaseSetup, Event, LegacyDamage};
+use crate::legacy_damage;
 use crate::network::{Endpoint, Msg, Network, Payload};
 use crate::tamper::Tampering;
 
@@ -92,7 +93,14 @@ impl World {
             let secret = Secret::from_bytes(&mut bytes);
             let threshold =
                 Threshold::new(k, ids.len()).unwrap_or_else(|e| panic!("legacy setup: {e}"));
-            for (id, pkg) in legacy::split(&secret, threshold, &ids, &mut rng) {
+            let mut packages = legacy::split(&secret, threshold, &ids, &mut rng);
+            let damage: BTreeMap<NodeId, LegacyDamage> =
+                setup.legacy_damage.iter().map(|(id, how)| (node_id(id), *how)).collect();
+            if !damage.is_empty() {
+                legacy_damage::apply(&mut packages, &damage, &mut rng);
+                check.expect_legacy_damage(damage.into_keys().collect());
+            }
+            for (id, pkg) in packages {
                 if let Some(d) = disks.get_mut(&id) {
                     d.legacy = Some(pkg);
                 }
