@@ -1,8 +1,6 @@
 //! Counting acks, the commit decision and its fan-out (DESIGN §6.4), abort and timeouts
 //! (§6.8), and what node reports change (§6.11).
 
-use std::collections::BTreeSet;
-
 use super::reconfigure::resend_share_requests;
 use super::{
     AbortReason, Attempt, CommitPolicy, Coordinator, CoordinatorOutput, LedgerChange, LegacySplit,
@@ -54,7 +52,7 @@ impl Coordinator {
             return Err(CommitError::NothingPreparing);
         };
         let (epoch, needed) = (*epoch, config.threshold().get());
-        let acks = self.fresh_acks(now).len();
+        let acks = self.fresh_acks(now);
         if acks < needed {
             return Err(CommitError::NotEnoughAcks { epoch, acks, needed });
         }
@@ -104,14 +102,13 @@ impl Coordinator {
         self.abort_attempt(AbortReason::Timeout, out);
     }
 
-    /// Members whose matching ack counts now: acked and not stale (§6.11).
-    fn fresh_acks(&self, now: Time) -> BTreeSet<NodeId> {
-        let Some(a) = &self.attempt else { return BTreeSet::new() };
+    /// How many members' matching acks count now: acked and not stale (§6.11).
+    fn fresh_acks(&self, now: Time) -> usize {
+        let Some(a) = &self.attempt else { return 0 };
         a.progress
             .iter()
             .filter(|(id, p)| p.prepared_at.is_some() && !self.is_stale(now, id))
-            .map(|(id, _)| id.clone())
-            .collect()
+            .count()
     }
 
     pub(super) fn on_ack(
@@ -178,7 +175,7 @@ impl Coordinator {
         if self.has_bug(CoordinatorBug::CommitBelowThreshold) {
             needed -= 1;
         }
-        if self.fresh_acks(now).len() >= needed {
+        if self.fresh_acks(now) >= needed {
             self.decide_commit(now, false, out);
         }
     }

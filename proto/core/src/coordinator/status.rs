@@ -1,6 +1,6 @@
 //! The status the control plane polls (DESIGN §8).
 
-use super::tracker::StaleReason;
+use super::tracker::{StaleReason, Tracker};
 use super::{AbortReason, AttemptKind, Coordinator, Phase};
 use crate::alarm::Alarm;
 use crate::epoch::Epoch;
@@ -177,10 +177,11 @@ impl Coordinator {
         ids.extend(self.ledger.former_members.iter().cloned());
         ids.sort();
         ids.dedup();
+        let unknown = Tracker::default();
         let members = ids
             .into_iter()
             .map(|id| {
-                let t = self.trackers.get(&id).cloned().unwrap_or_default();
+                let t = self.trackers.get(&id).unwrap_or(&unknown);
                 let progress = live_attempt.and_then(|a| a.progress.get(&id).copied());
                 let in_latest = latest.is_some_and(|c| c.is_member(&id));
                 let state = match (progress, live_attempt) {
