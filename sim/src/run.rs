@@ -85,6 +85,11 @@ pub fn run_case(seed: u64, case: u64, shape: &Shape, bug: Option<&str>) -> CaseR
     for ev in &events {
         *kinds.entry(kind(ev)).or_insert(0) += 1;
     }
+    if !w.setup.legacy_damage.is_empty() {
+        *w.outcomes.entry("legacy_damaged_cases").or_insert(0) += 1;
+        let caught = u64::from(w.check.legacy_damage_caught);
+        *w.outcomes.entry("legacy_damage_named_by_coordinator").or_insert(0) += caught;
+    }
     let first = w.check.violations.first().map(|v| (v.invariant, v.event, v.detail.clone()));
     let violations = w.check.violations.clone();
     CaseResult {
@@ -102,14 +107,7 @@ pub fn run_case(seed: u64, case: u64, shape: &Shape, bug: Option<&str>) -> CaseR
         alarms: w.check.alarms_seen,
         exercised: w.check.exercised.iter().copied().collect(),
         kinds,
-        outcomes: {
-            if !w.setup.legacy_damage.is_empty() {
-                *w.outcomes.entry("legacy_damaged_cases").or_insert(0) += 1;
-                let caught = u64::from(w.check.legacy_damage_caught);
-                *w.outcomes.entry("legacy_damage_named_by_coordinator").or_insert(0) += caught;
-            }
-            std::mem::take(&mut w.outcomes)
-        },
+        outcomes: std::mem::take(&mut w.outcomes),
         log: CaseLog {
             setup,
             events,

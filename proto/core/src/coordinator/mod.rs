@@ -339,12 +339,9 @@ impl Coordinator {
         // A wiped node holds nothing, or, if its agent restarted since, only its Prepare of
         // the attempt in flight that names it: still the newcomer, not a removed member back
         // with its old state.
-        let only_this_attempt = summary.prepared.is_none_or(|(e, d)| {
-            self.attempt.as_ref().is_some_and(|a| {
-                a.epoch == e
-                    && a.members.contains(&node)
-                    && a.config().is_some_and(|c| c.digest() == d)
-            })
+        let only_this_attempt = summary.prepared.is_none_or(|(_, d)| {
+            let config = self.attempt.as_ref().and_then(Attempt::config);
+            config.is_some_and(|c| c.digest() == d && c.is_member(&node))
         });
         let fresh = summary.committed.is_none() && summary.expunged.is_none() && only_this_attempt;
         let t = self.trackers.entry(node.clone()).or_default();
