@@ -22,6 +22,7 @@ use tq_protocol::{
 use tq_wire::client::{ClientLimits, call_node, channel};
 use tq_wire::convert::{WallClock, attempt_to_pb, cluster_status_to_pb};
 use tq_wire::pb;
+use tq_wire::status_bytes::EncodedStatus;
 use tq_wire::tls::TlsMaterial;
 
 use crate::store::LedgerStore;
@@ -112,7 +113,7 @@ type Asked = (RequestKind, Option<Epoch>);
 #[derive(Clone, Debug)]
 pub struct CoordinatorHandle {
     tx: mpsc::Sender<Command>,
-    status: watch::Receiver<Arc<pb::ClusterStatus>>,
+    status: watch::Receiver<EncodedStatus>,
     nodes: watch::Receiver<Arc<pb::NodesResponse>>,
 }
 
@@ -137,7 +138,7 @@ impl CoordinatorHandle {
     }
 
     /// The latest published status.
-    pub fn status(&self) -> watch::Receiver<Arc<pb::ClusterStatus>> {
+    pub fn status(&self) -> watch::Receiver<EncodedStatus> {
         self.status.clone()
     }
 
@@ -170,9 +171,14 @@ pub(crate) struct Actor {
     log: Logger,
     rx: mpsc::Receiver<Command>,
     me: mpsc::WeakSender<Command>,
-    status: watch::Sender<Arc<pb::ClusterStatus>>,
+    status: watch::Sender<EncodedStatus>,
     nodes: watch::Sender<Arc<pb::NodesResponse>>,
     published_version: u64,
+    /// Added to the core's status version, which starts at 1 in every run: this run's start
+    /// in unix ms times 2²⁰, so that a version a poll saw before a restart never comes back
+    /// (§8) unless the earlier run changed its status 2²⁰ times per millisecond between the
+    /// two starts.
+    version_base: u64,
     published_at: Instant,
     /// How long the last publication took (it is O(N): the whole status, twice over).
     publish_cost: Duration,
@@ -203,7 +209,7 @@ impl Actor {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let clock = WallClock::new(unix_ms - started.elapsed().as_millis() as i64);
-        let (status_tx, status_rx) = watch::channel(Arc::new(pb::ClusterStatus::default()));
+        let (status_tx, status_rx) = watch::channel(EncodedStatus::default());
         let (nodes_tx, nodes_rx) = watch::channel(Arc::new(pb::NodesResponse::default()));
         let actor = Actor {
             core,
@@ -221,6 +227,7 @@ impl Actor {
             status: status_tx,
             nodes: nodes_tx,
             published_version: 0,
+            version_base: (unix_ms.max(0) as u64) << 20,
             published_at: Instant::now(),
             publish_cost: Duration::ZERO,
             versions: BTreeMap::new(),
@@ -537,7 +544,9 @@ impl Actor {
         let start = Instant::now();
         let now = self.now();
         let status = self.core.status(now);
-        self.status.send_replace(Arc::new(cluster_status_to_pb(&status, &self.clock)));
+        let mut pb = cluster_status_to_pb(&status, &self.clock);
+        pb.version = pb.version.wrapping_add(self.version_base);
+        self.status.send_replace(EncodedStatus::new(&pb));
         let nodes = self.node_list(&status);
         self.nodes.send_replace(Arc::new(nodes));
         self.published_version = v;

@@ -19,8 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tq_protocol::coordinator::{Coordinator, LedgerError};
 use tq_protocol::{Peer, Time};
-use tq_wire::pb::coordinator_server::CoordinatorServer;
 use tq_wire::server::{builder, tls_incoming};
+use tq_wire::status_bytes::CoordinatorServer;
 use tq_wire::tls::{TlsError, TlsMaterial};
 
 pub use actor::CoordinatorHandle;

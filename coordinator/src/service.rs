@@ -12,10 +12,11 @@ use tonic::{Request, Response, Status};
 use tq_protocol::{ClusterId, Epoch, NodeId, Peer};
 use tq_wire::convert::report_from_pb;
 use tq_wire::identity::caller;
-use tq_wire::pb::{self, coordinator_server::Coordinator};
+use tq_wire::pb;
 use tq_wire::refusal::{
     abort_error_to_status, commit_error_to_status, reconfigure_error_to_status,
 };
+use tq_wire::status_bytes::{Coordinator, EncodedStatus};
 
 use crate::actor::{CoordinatorHandle, Operation, OperationError};
 
@@ -140,21 +141,17 @@ impl Coordinator for ControlService {
     async fn status(
         &self,
         req: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::ClusterStatus>, Status> {
+    ) -> Result<Response<EncodedStatus>, Status> {
         self.operator(&req)?;
         let if_version = req.get_ref().if_version;
         let status = self.handle.status().borrow().clone();
-        if if_version != 0 && if_version == status.version {
-            return Ok(Response::new(pb::ClusterStatus {
-                version: status.version,
-                not_modified: true,
-                ..Default::default()
-            }));
+        if if_version != 0 && if_version == status.version() {
+            return Ok(Response::new(EncodedStatus::not_modified(if_version)));
         }
-        Ok(Response::new(Arc::unwrap_or_clone(status)))
+        Ok(Response::new(status))
     }
 
-    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::ClusterStatus, Status>> + Send>>;
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<EncodedStatus, Status>> + Send>>;
 
     async fn watch(
         &self,
@@ -164,9 +161,9 @@ impl Coordinator for ControlService {
         let mut last = 0;
         let stream = WatchStream::new(self.handle.status()).filter_map(move |s| {
             // Only changes: republishing for fresher contact times is not one.
-            (s.version != last).then(|| {
-                last = s.version;
-                Ok(Arc::unwrap_or_clone(s))
+            (s.version() != last).then(|| {
+                last = s.version();
+                Ok(s)
             })
         });
         Ok(Response::new(Box::pin(stream)))

@@ -1,6 +1,7 @@
 //! Failures and restarts of real services: a member down while an epoch prepares (DESIGN
 //! §6.4, §6.5), unlock without any coordinator (§6.7), an agent restart (§7), and a
-//! coordinator restart in the middle of a prepare (§2, §6.8).
+//! coordinator restart in the middle of a prepare (§2, §6.8), and status versions across it
+//! (§8).
 
 mod common;
 
@@ -167,6 +168,7 @@ async fn coordinator_restart_during_prepare_aborts_the_epoch_and_the_next_succee
         })
         .await;
     assert_eq!(s.latest_committed_epoch, 1);
+    let before = s.version;
 
     // The coordinator restarts (with the automatic policy) before committing epoch 2.
     c.stop_coordinator().await;
@@ -175,6 +177,16 @@ async fn coordinator_restart_during_prepare_aborts_the_epoch_and_the_next_succee
     // The very first status after the restart is already the ledger's (not an empty one).
     let s = c.status().await;
     assert_eq!(s.cluster_id, c.id.to_string(), "{s:#?}");
+    // §8: a version seen before the restart never comes back, or a control plane polling
+    // with it would be told `not_modified` and keep showing epoch 2 as preparing.
+    assert!(s.version > before, "version {} after the restart, {before} before", s.version);
+    let polled = c
+        .operator()
+        .status(pb::StatusRequest { if_version: before })
+        .await
+        .expect("a conditional poll")
+        .into_inner();
+    assert!(!polled.not_modified && polled.version >= s.version, "{polled:#?}");
     assert_eq!(s.latest_committed_epoch, 1, "epoch 2 must not commit: {s:#?}");
     assert!(s.pending.is_none(), "nothing is in flight after a restart: {s:#?}");
     // Nothing to commit or abort any more.

@@ -35,6 +35,8 @@ pub mod serde_duration;
 #[cfg(feature = "transport")]
 pub mod server;
 #[cfg(feature = "transport")]
+pub mod status_bytes;
+#[cfg(feature = "transport")]
 pub mod tls;
 
 /// This build's version, reported by agents and the coordinator.
