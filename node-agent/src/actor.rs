@@ -72,6 +72,9 @@ pub(crate) enum Command {
         book: Vec<(NodeId, String)>,
         /// From the enrollment's reply rather than pushed by the coordinator.
         enrolled: bool,
+        /// Answered once the book is durable (or ignored): the coordinator does not push an
+        /// acked book again (§7, §6.13).
+        reply: oneshot::Sender<()>,
     },
     Summary(oneshot::Sender<NodeStatusReport>),
 }
@@ -132,14 +135,18 @@ impl AgentHandle {
 
     /// Replaces the address book (the coordinator pushed it).
     pub async fn address_book(&self, book: Vec<(NodeId, String)>) -> Result<(), Stopped> {
-        self.send(Command::AddressBook { book, enrolled: false }).await
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::AddressBook { book, enrolled: false, reply }).await?;
+        rx.await.map_err(|_| Stopped::Stopping)
     }
 
     /// The address book in the coordinator's answer to this agent's enrollment: ignored if a
     /// push arrived first (the coordinator pushes every later change, in order, so a push
     /// is never older than what the enrollment's answer would add).
     pub(crate) async fn enrolled_book(&self, book: Vec<(NodeId, String)>) -> Result<(), Stopped> {
-        self.send(Command::AddressBook { book, enrolled: true }).await
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::AddressBook { book, enrolled: true, reply }).await?;
+        rx.await.map_err(|_| Stopped::Stopping)
     }
 
     /// The node's own status report.
@@ -281,9 +288,10 @@ impl Actor {
             Command::Derive { purpose, context, epoch, len, reply } => {
                 let _ = reply.send(self.derive(&purpose, &context, epoch, len));
             }
-            Command::AddressBook { book, enrolled } => {
+            Command::AddressBook { book, enrolled, reply } => {
                 if enrolled && self.book_pushed {
                     debug!(self.log, "enrollment's address book ignored: a push came first");
+                    let _ = reply.send(());
                     return Ok(());
                 }
                 self.book_pushed |= !enrolled;
@@ -291,6 +299,7 @@ impl Actor {
                 self.store.set_address_book(&book)?;
                 info!(self.log, "address book updated"; "nodes" => book.len());
                 self.peers.set_book(book);
+                let _ = reply.send(());
             }
             Command::Summary(reply) => {
                 let _ = reply.send(self.node.status());
