@@ -140,6 +140,7 @@ pub fn reconfigure_error_to_status(e: &tq_protocol::coordinator::ReconfigureErro
         | E::PreviousEpochMismatch { .. }
         | E::UnknownNode(_)
         | E::Removed(_)
+        | E::ForeignState { .. }
         | E::AlreadyUpgraded(_) => Code::FailedPrecondition,
     };
     Status::new(code, e.to_string())

@@ -61,6 +61,19 @@ pub enum ReconfigureError {
     /// No epoch numbers left.
     #[error(transparent)]
     Epoch(#[from] EpochError),
+    /// A node holds an epoch this ledger never handed out, or a commit it never made: the
+    /// ledger is not this cluster's, or older than it.
+    #[error(
+        "node {node} holds epoch {epoch}, which this coordinator's ledger never {what}: its state_dir is not this cluster's latest ledger (restore that one; dealing over the members would replace their secrets)"
+    )]
+    ForeignState {
+        /// The node.
+        node: NodeId,
+        /// The epoch it reports.
+        epoch: Epoch,
+        /// "committed" or "handed out".
+        what: &'static str,
+    },
     /// A legacy upgrade after a tq epoch committed.
     #[error("the cluster already committed epoch {0}; there is nothing to upgrade")]
     AlreadyUpgraded(Epoch),
@@ -166,11 +179,37 @@ impl Coordinator {
         if let Some(removed) = members.iter().find(|m| self.ledger.is_removed(m)) {
             return Err(ReconfigureError::Removed(removed.clone()));
         }
+        self.check_no_foreign_state()?;
         let epoch = match self.ledger.highest_epoch {
             None => Epoch::FIRST,
             Some(e) => e.next()?,
         };
         Ok((epoch, members.iter().cloned().collect(), threshold))
+    }
+
+    /// Refuses to start over nodes whose last report holds state this ledger does not have
+    /// (a wrong or restored `state_dir`). Members refuse such a ledger's Prepares as stale,
+    /// but once its epoch numbers passed theirs they would accept, and lose their secrets,
+    /// an initial configuration (§6.1, §7).
+    fn check_no_foreign_state(&self) -> Result<(), ReconfigureError> {
+        let handed_out = |e: &Epoch| self.ledger.highest_epoch.is_some_and(|h| *e <= h);
+        for (node, t) in &self.trackers {
+            let Some(r) = &t.report else { continue };
+            let foreign = |epoch: Epoch, what| {
+                Err(ReconfigureError::ForeignState { node: node.clone(), epoch, what })
+            };
+            if let Some((e, d)) = &r.committed
+                && self.ledger.committed.get(e) != Some(d)
+            {
+                return foreign(*e, "committed");
+            }
+            if let Some((e, _)) = &r.prepared
+                && !handed_out(e)
+            {
+                return foreign(*e, "handed out");
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn on_share(

@@ -11,6 +11,7 @@ use crate::testutil::{CLUSTER, e, id};
 use crate::{NodeError, QuorumError, RequestKind, Secret};
 use rand_core::SeedableRng;
 
+mod foreign_ledger;
 mod staleness;
 
 const FIVE: [&str; 5] = ["a", "b", "c", "d", "e"];
