@@ -248,6 +248,12 @@ impl Coordinator {
         if self.trackers.entry(from.clone()).or_default().record_report(now, Some(asked), report) {
             self.changed();
         }
+        if self.lost_prepare(from, prepared.map(|(e, _)| e), Some(asked)) {
+            if let Some(p) = self.attempt.as_mut().and_then(|a| a.progress.get_mut(from)) {
+                p.prepared_at = None;
+            }
+            self.changed();
+        }
         // A durable prepare reported in status counts as the ack that may have been lost.
         if let Some((e, d)) = prepared
             && self.attempt.as_ref().is_some_and(|a| a.epoch == e && a.in_flight())
@@ -257,6 +263,25 @@ impl Coordinator {
         if let Some(e) = self.attempt.as_ref().map(|a| a.epoch).filter(|e| committed >= Some(*e)) {
             self.on_committed(now, from, e);
         }
+    }
+
+    /// Whether a member's report of `prepared`, taken after a request sent at `asked`
+    /// (`None`: at an unknown time, as an enrollment's summary is), shows that it no longer
+    /// holds the Prepare it acked: restored from a backup or wiped since (§6.11, older state
+    /// than it reported). Its ack then stops counting, so that no commit decision rests on a
+    /// share that is gone (I6); an unknown time only calls for a poll to find out.
+    pub(super) fn lost_prepare(
+        &self,
+        from: &NodeId,
+        prepared: Option<Epoch>,
+        asked: Option<Time>,
+    ) -> bool {
+        let Some(a) = self.attempt.as_ref().filter(|a| matches!(a.phase, Phase::Preparing { .. }))
+        else {
+            return false;
+        };
+        let acked = a.progress.get(from).and_then(|p| p.prepared_at);
+        prepared < Some(a.epoch) && acked.is_some_and(|t| asked.is_none_or(|asked| asked > t))
     }
 
     pub(super) fn on_refusal(

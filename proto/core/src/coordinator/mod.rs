@@ -344,10 +344,12 @@ impl Coordinator {
             config.is_some_and(|c| c.digest() == d && c.is_member(&node))
         });
         let fresh = summary.committed.is_none() && summary.expunged.is_none() && only_this_attempt;
+        let lost = self.lost_prepare(&node, summary.prepared.map(|(e, _)| e), None);
         let t = self.trackers.entry(node.clone()).or_default();
-        // A summary is taken before its enrollment travels, maybe before a commit ack that
-        // arrived first: older state than before is confirmed by a poll sent from here on.
-        let confirm = summary.committed.map(|(e, _)| e) < t.max_committed;
+        // A summary is taken before its enrollment travels, maybe before a commit or prepare
+        // ack that arrived first: older state than before, or no longer the Prepare it acked,
+        // is confirmed by a poll sent from here on.
+        let confirm = lost || summary.committed.map(|(e, _)| e) < t.max_committed;
         if t.record_report(now, None, summary) {
             self.changed();
         }

@@ -214,3 +214,38 @@ fn an_answer_to_an_earlier_poll_does_not_replace_a_later_one_section_6_11() {
     assert!(!t.record_report(at(14), Some(at(7)), report(2)));
     assert_eq!(t.report.as_ref().and_then(|r| r.prepared).map(|(e, _)| e), Some(e(3)));
 }
+
+/// Found in review: a member restored from a backup taken before it prepared still counted
+/// its ack, so an operator's commit could rest on K acks with one of the shares gone (I6).
+/// Its enrollment's summary (taken at an unknown time) calls for a poll; the poll's answer,
+/// taken after the ack, takes the ack back (§6.11: older state than it reported).
+#[test]
+fn a_member_that_lost_its_acked_prepare_stops_counting_section_6_11() {
+    let three = ["a", "b", "c"];
+    let opts = CoordinatorOptions { commit_policy: CommitPolicy::Manual, ..Default::default() };
+    let mut cl = Cluster::new(&three, opts);
+    let backups: BTreeMap<NodeId, NodeState> =
+        cl.nodes.iter().map(|(id, n)| (id.clone(), n.state().duplicate())).collect();
+    cl.reconfigure(&three, 2, 1);
+    let acks = |cl: &Cluster| cl.c.attempt_status().map(|a| a.acks);
+    assert_eq!(acks(&cl), Some(3));
+    for n in ["b", "c"] {
+        let restored = backups[&id(n)].duplicate();
+        let node = Node::restore(id(n), CLUSTER, restored, NodeOptions::default()).unwrap();
+        cl.nodes.insert(id(n), node);
+        cl.now = cl.now + Duration::from_millis(10);
+        let out = cl.c.enroll(cl.now, format!("{n}:1"), cl.nodes[&id(n)].status());
+        let poll = |o: &CoordinatorOutput| match o {
+            CoordinatorOutput::Send { to, request: Request::Status } => *to == id(n),
+            _ => false,
+        };
+        assert!(out.iter().any(poll), "{n}'s summary lacks its Prepare: poll it: {out:?}");
+        cl.run(out);
+    }
+    assert_eq!(acks(&cl), Some(1));
+    assert_eq!(
+        cl.c.commit(cl.now).unwrap_err(),
+        CommitError::NotEnoughAcks { epoch: e(1), acks: 1, needed: 2 }
+    );
+    assert_eq!(cl.c.ledger().latest_committed(), None);
+}
