@@ -121,21 +121,54 @@ impl LocalKeys for KeyService {
     }
 }
 
-/// Binds the socket (replacing a stale one) with mode 0600.
+/// Binds the socket (replacing a stale one) with mode 0600. It is bound inside a private
+/// directory and moved into place once restricted: bound at `path` directly, it would be
+/// open to the umask's mode until the chmod, and a connection made then stays open.
 pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListenerStream> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(UnixListenerStream::new(listener))
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let private = parent.join(format!(".tq-keys-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let bound = private.join("sock");
+    let placed = UnixListener::bind(&bound).and_then(|listener| {
+        std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&bound, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_dir(&private);
+    Ok(UnixListenerStream::new(placed?))
 }
 
 pub(crate) fn server(handle: AgentHandle) -> LocalKeysServer<KeyService> {
     LocalKeysServer::new(KeyService(handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// §3: the key API's only access control is the socket's mode. It is 0600 from the moment
+    /// it appears at its path, replaces a stale one, and leaves nothing else behind.
+    #[tokio::test]
+    async fn the_key_socket_appears_already_restricted_section_3() {
+        let dir = std::env::temp_dir().join(format!("tq-keys-bind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("run").join("keys.sock");
+        let first = bind(&path).expect("bound");
+        drop(first);
+        let _listener = bind(&path).expect("bound over the stale socket");
+        let mode = std::fs::metadata(&path).expect("socket").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        tokio::net::UnixStream::connect(&path).await.expect("it accepts connections");
+        let left: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("listing")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("keys.sock")]);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
