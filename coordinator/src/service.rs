@@ -51,8 +51,11 @@ impl ControlService {
 fn members(names: &[String]) -> Result<BTreeSet<NodeId>, Status> {
     let mut out = BTreeSet::new();
     for n in names {
+        // A name can be as long as the request (4 MiB): quoted whole it would outgrow the
+        // HTTP/2 header the status travels in, and the caller would see ResourceExhausted.
+        let shown: String = n.chars().take(80).collect();
         let id = NodeId::new(n.as_str())
-            .map_err(|e| Status::invalid_argument(format!("member {n:?}: {e}")))?;
+            .map_err(|e| Status::invalid_argument(format!("member {shown:?}: {e}")))?;
         if !out.insert(id) {
             return Err(Status::invalid_argument(format!("member {n} is listed twice")));
         }

@@ -305,6 +305,23 @@ async fn duplicate_member() {
     .await;
 }
 
+/// §4: a member name of 1 MiB. The refusal quotes only its start: quoted whole, it outgrew
+/// the HTTP/2 header the gRPC status travels in and the caller saw ResourceExhausted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_name_of_1_mib() {
+    let (c, _dealt) = configured_and_dealt("long-name").await;
+    let guard = c.untouched(&both()).await;
+    let long = "x".repeat(1 << 20);
+    let req = reconfigure(&["n1", "n2", &long], 2);
+    let e = c.operator().reconfigure(req).await.expect_err("the coordinator must refuse");
+    assert_eq!(e.code(), Code::InvalidArgument, "{:?}", e.code());
+    assert!(e.message().len() < 300, "{} bytes of message", e.message().len());
+    let s = c.status().await;
+    assert_eq!(s.last_attempt.as_ref().map(|a| a.epoch), Some(1), "nothing started");
+    c.assert_untouched(guard).await;
+    c.shutdown().await;
+}
+
 // ---------------------------------------------------------------------- epoch 0 (§4)
 
 /// §4: epoch 0 is never valid: in a Commit, a GetShare, a Prepare's configuration, and as a
