@@ -20,10 +20,14 @@ pub(crate) fn run(w: &mut World, log: &mut Vec<Event>) {
     for node in down {
         step(w, log, Event::RestartNode { node });
     }
-    // Let whatever is in flight finish (commit, or abort at the prepare timeout).
-    settle(w, log, |w| {
-        !w.coord.as_ref().and_then(|c| c.attempt_status()).is_some_and(|a| a.phase.in_flight())
-    });
+    // Let whatever is in flight finish (commit, or abort at the prepare timeout). Under the
+    // manual policy an epoch with its acks waits for the operator (§6.8), who aborts it here
+    // to make room for the configuration below.
+    let manual = w.setup.manual_commit;
+    settle(w, log, |w| !in_flight(w) || (manual && acks_reached(w)));
+    if manual && in_flight(w) {
+        step(w, log, Event::Abort);
+    }
 
     // One more configuration, proving the cluster can still make progress.
     let (members, threshold) = match &w.ledger_disk.latest {
@@ -65,6 +69,10 @@ pub(crate) fn run(w: &mut World, log: &mut Vec<Event>) {
 fn step(w: &mut World, log: &mut Vec<Event>, ev: Event) {
     w.apply(&ev);
     log.push(ev);
+}
+
+fn in_flight(w: &World) -> bool {
+    w.coord.as_ref().and_then(|c| c.attempt_status()).is_some_and(|a| a.phase.in_flight())
 }
 
 fn acks_reached(w: &World) -> bool {

@@ -94,6 +94,14 @@ impl Coordinator {
         if !timed_out {
             return;
         }
+        // §6.8 aborts when K + Z acks have not arrived; under the manual policy they may have,
+        // and the epoch waits for the operator's commit or abort.
+        if self.options.commit_policy == CommitPolicy::Manual
+            && let Some(Attempt { phase: Phase::Preparing { config, .. }, .. }) = &self.attempt
+            && self.fresh_acks(now) >= config.acks_needed()
+        {
+            return;
+        }
         if let Some(Attempt { phase: Phase::CollectingLegacy { splits, .. }, .. }) = &self.attempt
             && let Some(holders) = LegacySplit::disagreement(splits)
         {

@@ -12,6 +12,7 @@ use crate::{NodeError, QuorumError, RequestKind, Secret};
 use rand_core::SeedableRng;
 
 mod foreign_ledger;
+mod manual_policy;
 mod staleness;
 
 const FIVE: [&str; 5] = ["a", "b", "c", "d", "e"];
