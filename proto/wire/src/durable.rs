@@ -88,12 +88,14 @@ struct Blobs {
     synced: BTreeSet<OsString>,
     /// The directory's mtime at a listing made long enough after it that no entry added
     /// since can share it: while it is unchanged, nothing was added (one stat, not a listing,
-    /// per write: a listing cost ~35 µs, doubling a persist on tmpfs).
+    /// per write: a listing cost ~20 µs, a third of a persist on tmpfs).
     settled: Option<SystemTime>,
 }
 
-/// Longer than any file system's timestamp granularity.
-const SETTLE: Duration = Duration::from_millis(100);
+/// Longer than the coarsest timestamp granularity of a file system a store may be on
+/// (FAT's 2 s; ext4 with 128-byte inodes 1 s), so that no file added after a listing can
+/// carry the mtime that listing saw settled.
+const SETTLE: Duration = Duration::from_secs(3);
 
 impl std::fmt::Debug for Durable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -378,7 +380,7 @@ mod tests {
             d.sync().unwrap();
             let two = all_synced(&d);
             // Once the directory's mtime has settled, a write adds no listing; a new blob does.
-            std::thread::sleep(SETTLE * 2);
+            std::thread::sleep(SETTLE + Duration::from_millis(200));
             d.sync().unwrap();
             assert!(d.synced_blobs.lock().unwrap().settled.is_some());
             t.insert("third", &big[..]).unwrap();
