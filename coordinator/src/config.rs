@@ -120,6 +120,17 @@ impl CoordinatorConfig {
                 return Err(invalid(field, "must be at least 10ms".into()));
             }
         }
+        // Every answer is at most a poll apart: at or below that, every node would turn stale
+        // between two polls and back at the next.
+        if p.stale_after <= p.poll_interval {
+            return Err(invalid(
+                "protocol.stale_after",
+                format!(
+                    "must be longer than protocol.poll_interval ({:?}), got {:?}",
+                    p.poll_interval, p.stale_after
+                ),
+            ));
+        }
         tq_wire::logging::parse_level(&self.log.level).map_err(|why| invalid("log.level", why))?;
         Ok((
             cluster,
@@ -147,5 +158,44 @@ impl ServiceConfig for CoordinatorConfig {
     }
     fn failpoints_mut(&mut self) -> &mut Failpoints {
         &mut self.failpoints
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(poll: u64, stale: u64) -> CoordinatorConfig {
+        let mut c: CoordinatorConfig = toml::from_str(
+            r#"
+            cluster_id = "6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f"
+            listen = "127.0.0.1:0"
+            state_dir = "/nonexistent"
+            [tls]
+            ca = "ca.pem"
+            cert = "c.pem"
+            key = "c.key"
+            "#,
+        )
+        .expect("parses");
+        c.protocol.poll_interval = Duration::from_secs(poll);
+        c.protocol.stale_after = Duration::from_secs(stale);
+        c
+    }
+
+    /// §6.11: a node is stale after `stale_after` without an answer; polled less often than
+    /// that, every node would flip stale between polls.
+    #[test]
+    fn stale_after_must_exceed_the_poll_interval_section_6_11() {
+        assert!(config(2, 15).validate().is_ok());
+        for (poll, stale) in [(15, 15), (20, 15)] {
+            match config(poll, stale).validate() {
+                Err(ConfigError::Invalid { field, why }) => {
+                    assert_eq!(field, "protocol.stale_after");
+                    assert!(why.contains("poll_interval"), "{why}");
+                }
+                other => panic!("poll {poll} s, stale {stale} s: {other:?}"),
+            }
+        }
     }
 }
