@@ -104,27 +104,50 @@ impl std::fmt::Debug for Durable {
 }
 
 impl Durable {
-    /// Opens `path`. A missing or empty directory becomes a new store stamped with
-    /// `identity`; anything else must carry exactly `identity` (`what` names the store in
-    /// the error: "tq agent store", "tq ledger").
+    /// Opens `path`. A missing or empty directory, or one whose creation was killed before
+    /// anything was stored in it, becomes a new store stamped with `identity`; anything else
+    /// must carry exactly `identity` (`what` names the store in the error: "tq agent store",
+    /// "tq ledger").
     pub fn open(path: &Path, identity: &[u8], what: &str) -> Result<Durable, StoreError> {
         let open_err = |why: String| StoreError::Open { path: path.into(), why };
+        let empty_seal = std::fs::metadata(path.join(SEAL)).is_ok_and(|m| m.len() == 0);
         let is_new = match std::fs::read_dir(path) {
-            Ok(mut entries) => entries.next().is_none(),
+            // Or killed while first opened, before sled's data file: sled's first files and
+            // the empty seal made before them (below).
+            Ok(mut entries) => {
+                entries.next().is_none() || (empty_seal && !path.join("db").exists())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(open_err(e.to_string())),
         };
+        let corrupt = |why: String| StoreError::Corrupt { path: path.into(), why };
+        if is_new {
+            // An empty seal first: if the process is killed before the store is stamped, it
+            // tells an interrupted creation from a damaged store (`interrupted_creation`).
+            std::fs::create_dir_all(path).map_err(|e| open_err(e.to_string()))?;
+            open_seal(path).map_err(|e| open_err(format!("seal file: {e}")))?;
+        } else if !path.join("db").exists() {
+            // sled would add its files to whatever directory it is given.
+            return Err(corrupt(format!("it holds files but no sled data file (not a {what})")));
+        }
         // Every write is made durable explicitly before it is relied on; the background
         // flusher would only add writes nobody waits for.
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| open_err(e.to_string()))?;
+        let open_sled = || sled::Config::new().path(path).flush_every_ms(None).open();
+        let db = match open_sled() {
+            // Killed while sled wrote its first files, before its data file: nothing was ever
+            // stored, so sled starts over.
+            Err(_) if is_new && !path.join("db").exists() => {
+                removed(std::fs::remove_file(path.join("conf")))
+                    .and_then(|()| removed(std::fs::remove_dir_all(path.join("blobs"))))
+                    .map_err(|e| open_err(e.to_string()))?;
+                open_sled()
+            }
+            other => other,
+        }
+        .map_err(|e| open_err(e.to_string()))?;
         let data_file =
             File::open(path.join("db")).map_err(|e| open_err(format!("data file: {e}")))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
-        let corrupt = |why: String| StoreError::Corrupt { path: path.into(), why };
         let stamp = match meta.get("identity").map_err(|e| corrupt(e.to_string()))? {
             Some(found) if found.as_ref() == identity => false,
             Some(_) => {
@@ -132,7 +155,7 @@ impl Durable {
                     "it belongs to another node, cluster or format version ({what})"
                 )));
             }
-            None if is_new => true,
+            None if is_new || interrupted_creation(path, &db)? => true,
             None => {
                 return Err(corrupt(format!(
                     "it has data but no identity record (not a {what}, or damaged)"
@@ -292,6 +315,35 @@ impl Durable {
 
 /// Opens the seal file, creating it (and making its directory entry durable) if missing. A
 /// missing or empty seal reads as 0 writes: a store that holds more than one fails closed.
+/// A store killed while it was first opened, before its identity was durable: its seal is
+/// there and empty (never written) and no tree holds a key, so stamping it now loses nothing
+/// (refused, it would stay refused until someone emptied the directory). A missing seal is
+/// damage, not this.
+fn interrupted_creation(path: &Path, db: &sled::Db) -> Result<bool, StoreError> {
+    let corrupt = |why: String| StoreError::Corrupt { path: path.into(), why };
+    match std::fs::metadata(path.join(SEAL)) {
+        Ok(m) if m.len() == 0 => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(corrupt(e.to_string())),
+    }
+    for name in db.tree_names() {
+        let tree = db.open_tree(&name).map_err(|e| corrupt(e.to_string()))?;
+        if !tree.is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A removal that found nothing to remove did its job.
+fn removed(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 fn open_seal(dir: &Path) -> std::io::Result<File> {
     let path = dir.join(SEAL);
     let existed = path.exists();
@@ -438,6 +490,73 @@ mod tests {
         let err = Durable::open(&p, b"someone else", "test store").unwrap_err();
         assert!(err.to_string().contains("belongs to another"), "{err}");
         assert!(!p.join(SEAL).exists());
+        std::fs::remove_dir_all(&p).unwrap();
+    }
+
+    /// §7: a store killed during its very first open opens as new, once it is certain nothing
+    /// was stored; anything else without an identity stays refused, and a directory that is
+    /// not a sled store gets no sled files.
+    #[test]
+    fn a_store_killed_while_created_opens_as_new_section_7() {
+        let p = fresh_dir("created");
+        let refused = |p: &Path| match Durable::open(p, b"me", "test store") {
+            Err(StoreError::Corrupt { why, .. }) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        // Killed after the empty seal, before sled's files.
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join(SEAL), b"").unwrap();
+        write(&p, 1);
+        write(&p, 1);
+        std::fs::remove_dir_all(&p).unwrap();
+        // Killed after sled created its files, before the identity was durable.
+        let half_made = |p: &Path, key: Option<&str>| {
+            std::fs::create_dir_all(p).unwrap();
+            std::fs::write(p.join(SEAL), b"").unwrap();
+            let db = sled::open(p).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            if let Some(k) = key {
+                db.open_tree("t").unwrap().insert(k, "v").unwrap();
+            }
+            drop(meta);
+            db.flush().unwrap();
+        };
+        half_made(&p, None);
+        write(&p, 1);
+        write(&p, 1);
+        std::fs::remove_dir_all(&p).unwrap();
+        // Killed while sled wrote its config file: its text without the checksum after it,
+        // which sled refuses.
+        let scratch = fresh_dir("created-scratch");
+        drop(sled::open(&scratch).unwrap());
+        let mut torn = std::fs::read(scratch.join("conf")).unwrap();
+        torn.truncate(torn.len() - 4);
+        std::fs::remove_dir_all(&scratch).unwrap();
+        std::fs::create_dir_all(&scratch).unwrap();
+        std::fs::write(scratch.join("conf"), &torn).unwrap();
+        assert!(sled::open(&scratch).is_err(), "sled opens a torn conf: nothing to test");
+        std::fs::remove_dir_all(&scratch).unwrap();
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join(SEAL), b"").unwrap();
+        std::fs::write(p.join("conf"), &torn).unwrap();
+        write(&p, 1);
+        write(&p, 1);
+        std::fs::remove_dir_all(&p).unwrap();
+        // Something stored, or no seal: not an interrupted creation.
+        half_made(&p, Some("k"));
+        assert!(refused(&p).starts_with("it has data but no identity record"));
+        std::fs::remove_dir_all(&p).unwrap();
+        half_made(&p, None);
+        std::fs::remove_file(p.join(SEAL)).unwrap();
+        assert!(refused(&p).starts_with("it has data but no identity record"));
+        assert!(!p.join(SEAL).exists());
+        std::fs::remove_dir_all(&p).unwrap();
+        // Someone else's directory.
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("notes.txt"), b"mine").unwrap();
+        assert_eq!(refused(&p), "it holds files but no sled data file (not a test store)");
+        let left: Vec<_> = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![OsString::from("notes.txt")]);
         std::fs::remove_dir_all(&p).unwrap();
     }
 }
