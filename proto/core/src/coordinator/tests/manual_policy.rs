@@ -1,5 +1,5 @@
-//! The manual commit policy and the prepare timeout (DESIGN §6.4, §6.8): the timeout aborts
-//! an epoch short of K + Z acks; one that has them waits for the operator.
+//! The manual commit policy (DESIGN §6.4, §6.8): the operator commits at K acks or more;
+//! the prepare timeout aborts an epoch short of K + Z acks, one that has them waits.
 
 use std::time::Duration;
 
@@ -20,6 +20,28 @@ fn preparing_with(up: &[&str]) -> Cluster {
     cl
 }
 
+/// Nothing committed yet; the operator's commit takes.
+fn operator_commits(cl: &mut Cluster) {
+    assert_eq!(cl.c.ledger().latest_committed(), None, "manual policy never commits by itself");
+    let out = cl.c.commit(cl.now).unwrap();
+    assert!(matches!(
+        out[0],
+        CoordinatorOutput::Persist(LedgerChange::Committed { by_operator: true, .. })
+    ));
+}
+
+#[test]
+fn commit_needs_k_acks_section_6_4() {
+    let mut cl = preparing_with(&["a", "b"]);
+    assert_eq!(
+        cl.c.commit(cl.now).unwrap_err(),
+        CommitError::NotEnoughAcks { epoch: e(1), acks: 2, needed: 3 }
+    );
+    cl.down.remove(&id("c"));
+    cl.tick(Duration::from_secs(3));
+    operator_commits(&mut cl);
+}
+
 /// Ticks past the prepare timeout in steps short enough that the up members stay fresh.
 fn outlive_the_timeout(cl: &mut Cluster) {
     for _ in 0..14 {
@@ -32,12 +54,7 @@ fn an_epoch_with_its_acks_waits_for_the_operator_section_6_8() {
     let mut cl = preparing_with(&["a", "b", "c", "d"]);
     outlive_the_timeout(&mut cl);
     assert_eq!(cl.c.ledger().aborted.get(&e(1)), None);
-    assert_eq!(cl.c.ledger().latest_committed(), None, "manual policy never commits by itself");
-    let out = cl.c.commit(cl.now).unwrap();
-    assert!(matches!(
-        out[0],
-        CoordinatorOutput::Persist(LedgerChange::Committed { by_operator: true, .. })
-    ));
+    operator_commits(&mut cl);
 }
 
 #[test]

@@ -345,26 +345,6 @@ fn restart_mid_prepare_aborts_that_epoch_section_2() {
     assert_eq!(cl.c.ledger().latest_committed(), Some(e(2)));
 }
 
-#[test]
-fn manual_commit_needs_k_acks_section_6_4() {
-    let opts = CoordinatorOptions { commit_policy: CommitPolicy::Manual, ..Default::default() };
-    let mut cl = Cluster::new(&FIVE, opts);
-    cl.down = members(&["c", "d", "e"]);
-    cl.reconfigure(&FIVE, 3, 1);
-    assert_eq!(
-        cl.c.commit(cl.now).unwrap_err(),
-        CommitError::NotEnoughAcks { epoch: e(1), acks: 2, needed: 3 }
-    );
-    cl.down.remove(&id("c"));
-    cl.tick(Duration::from_secs(3));
-    assert_eq!(cl.c.ledger().latest_committed(), None, "manual policy never commits by itself");
-    let out = cl.c.commit(cl.now).unwrap();
-    assert!(matches!(
-        out[0],
-        CoordinatorOutput::Persist(LedgerChange::Committed { by_operator: true, .. })
-    ));
-}
-
 /// Found by the `coordinator_messages` fuzz target: a NotPrepared refusal of a Commit that
 /// was never sent, from a node outside the committed epoch, was answered with a
 /// PrepareAndCommit to that node (§6.4 sends them only to members).
