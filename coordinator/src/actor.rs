@@ -175,9 +175,10 @@ pub(crate) struct Actor {
     nodes: watch::Sender<Arc<pb::NodesResponse>>,
     published_version: u64,
     /// Added to the core's status version, which starts at 1 in every run: this run's start
-    /// in unix ms times 2²⁰, so that a version a poll saw before a restart never comes back
-    /// (§8) unless the earlier run changed its status 2²⁰ times per millisecond between the
-    /// two starts.
+    /// in unix ms times 2¹⁰, so that a version a poll saw before a restart never comes back
+    /// (§8) unless the earlier run changed its status 1 024 times per millisecond between the
+    /// two starts. Versions stay below 2⁵³ (until 2248), so a control plane reading
+    /// `tqctl status --json` as doubles (JavaScript, jq 1.6) sees each one exactly.
     version_base: u64,
     published_at: Instant,
     /// How long the last publication took (it is O(N): the whole status, twice over).
@@ -227,7 +228,7 @@ impl Actor {
             status: status_tx,
             nodes: nodes_tx,
             published_version: 0,
-            version_base: (unix_ms.max(0) as u64) << 20,
+            version_base: (unix_ms.max(0) as u64) << 10,
             published_at: Instant::now(),
             publish_cost: Duration::ZERO,
             versions: BTreeMap::new(),

@@ -180,6 +180,8 @@ async fn coordinator_restart_during_prepare_aborts_the_epoch_and_the_next_succee
     // §8: a version seen before the restart never comes back, or a control plane polling
     // with it would be told `not_modified` and keep showing epoch 2 as preparing.
     assert!(s.version > before, "version {} after the restart, {before} before", s.version);
+    // And exact as a JSON number read into a double.
+    assert!(s.version < 1 << 53, "version {}", s.version);
     let polled = c
         .operator()
         .status(pb::StatusRequest { if_version: before })
