@@ -55,13 +55,16 @@ pub fn logger(format: LogFormat, level: Level, process: &'static str) -> (Logger
         }
         LogFormat::Json => Box::new(slog_json::Json::default(std::io::stderr()).fuse()),
     };
-    let drain = slog::LevelFilter::new(drain, level).fuse();
     // Records are dropped (and the drop reported) only under a flood: at info level the
     // largest burst is one line per node enrolling (1 024 in a mesh), and a rotation logs
     // about four. The channel's slots are allocated and touched up front (104 bytes each):
     // 65 536 of them were 6.5 MB of every process's resident memory (BENCHMARKS.md).
     let (drain, guard) = slog_async::Async::new(drain).chan_size(8_192).build_with_guard();
-    (Logger::root(drain.fuse(), o!("process" => process)), LogGuard(guard))
+    // Filtered before the channel, not behind it: release builds keep debug records, and
+    // each one (several per RPC) was copied, sent and woke the log thread only to be
+    // dropped there.
+    let drain = slog::LevelFilter::new(drain.fuse(), level).ignore_res();
+    (Logger::root(drain, o!("process" => process)), LogGuard(guard))
 }
 
 /// Sends `tracing` events (tonic, h2, hyper, rustls via log) at `level` or above to `log`.
