@@ -303,6 +303,9 @@ impl Actor {
                             let _ = reply.send(Err(OperationError::StoreFailed));
                             return Err(e);
                         }
+                        // Before the reply, past the throttle: a poll the caller sends once
+                        // it has the answer must show what the call did (§8).
+                        self.publish(true);
                         let attempt = self.core.attempt_status();
                         Ok(attempt.map(|a| attempt_to_pb(&a, &self.clock)).unwrap_or_default())
                     }

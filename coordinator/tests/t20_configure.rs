@@ -186,3 +186,35 @@ async fn a_key_asked_for_while_the_unlock_is_collecting_shares_is_served_when_it
     assert_eq!((got.epoch, &got.key), (1, &first), "the key of the latest committed epoch");
     c.shutdown().await;
 }
+
+/// §8: a control plane that polls right after its own call sees what the call did, also
+/// when the status was just published and the next publication is throttled (answers to
+/// the Prepares keep it busy here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_polled_right_after_an_operator_call_shows_the_call() {
+    let mut c = Cluster::new("readwrites", 3);
+    c.protocol.commit_policy = "manual".into();
+    c.start_coordinator().await;
+    c.start_agents().await;
+    let all = c.nodes();
+    c.wait_enrolled(&all).await;
+    let mut op = c.operator();
+    let members: Vec<String> = all.iter().map(ToString::to_string).collect();
+    let status = |s: pb::ClusterStatus| {
+        let pending = s.pending.map(|p| (p.epoch, p.phase));
+        (pending, s.last_attempt.map(|l| (l.epoch, l.phase)))
+    };
+    for round in 0..100 {
+        let req =
+            pb::ReconfigureRequest { members: members.clone(), threshold: 2, previous_epoch: 0 };
+        let a = op.reconfigure(req).await.expect("reconfigure").into_inner();
+        let s = op.status(pb::StatusRequest { if_version: 0 }).await.expect("status");
+        let (pending, _) = status(s.into_inner());
+        assert_eq!(pending.map(|p| p.0), Some(a.epoch), "round {round}");
+        op.abort(pb::AbortRequest {}).await.expect("abort");
+        let s = op.status(pb::StatusRequest { if_version: 0 }).await.expect("status");
+        let (pending, last) = status(s.into_inner());
+        assert_eq!((pending, last), (None, Some((a.epoch, "aborted".into()))), "round {round}");
+    }
+    c.shutdown().await;
+}
