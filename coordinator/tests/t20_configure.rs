@@ -192,12 +192,7 @@ async fn a_key_asked_for_while_the_unlock_is_collecting_shares_is_served_when_it
 /// the Prepares keep it busy here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_polled_right_after_an_operator_call_shows_the_call() {
-    let mut c = Cluster::new("readwrites", 3);
-    c.protocol.commit_policy = "manual".into();
-    c.start_coordinator().await;
-    c.start_agents().await;
-    let all = c.nodes();
-    c.wait_enrolled(&all).await;
+    let (c, all) = Cluster::up_manual("readwrites", 3).await;
     let mut op = c.operator();
     let members: Vec<String> = all.iter().map(ToString::to_string).collect();
     let status = |s: pb::ClusterStatus| {

@@ -142,12 +142,7 @@ async fn agent_restart_keeps_its_state() {
 /// no member ever holds a secret for epoch 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_restart_during_prepare_aborts_the_epoch_and_the_next_succeeds() {
-    let mut c = Cluster::new("crestart", 3);
-    c.protocol.commit_policy = "manual".into();
-    c.start_coordinator().await;
-    c.start_agents().await;
-    let all = c.nodes();
-    c.wait_enrolled(&all).await;
+    let (mut c, all) = Cluster::up_manual("crestart", 3).await;
     c.reconfigure(&all, 2, 0).await.expect("initial configuration accepted");
     // Manual policy: every member acks, nothing commits until the operator says so.
     c.wait_status("every member acked epoch 1", |s| {

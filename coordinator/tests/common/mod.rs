@@ -179,6 +179,17 @@ impl Cluster {
         (c, all)
     }
 
+    /// [`Cluster::up`] with the manual commit policy: nothing commits until the operator says so.
+    pub(crate) async fn up_manual(name: &str, n: usize) -> (Cluster, Vec<NodeId>) {
+        let mut c = Cluster::new(name, n);
+        c.protocol.commit_policy = "manual".into();
+        c.start_coordinator().await;
+        c.start_agents().await;
+        let all = c.nodes();
+        c.wait_enrolled(&all).await;
+        (c, all)
+    }
+
     /// [`Cluster::up`], then epoch 1 committed on every node with threshold `k`.
     pub(crate) async fn configured(name: &str, n: usize, k: u32) -> (Cluster, Vec<NodeId>) {
         let (c, all) = Cluster::up(name, n).await;

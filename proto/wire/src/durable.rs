@@ -155,7 +155,7 @@ impl Durable {
                     "it belongs to another node, cluster or format version ({what})"
                 )));
             }
-            None if is_new || interrupted_creation(path, &db)? => true,
+            None if is_new || interrupted_creation(path, &db, empty_seal)? => true,
             None => {
                 return Err(corrupt(format!(
                     "it has data but no identity record (not a {what}, or damaged)"
@@ -313,22 +313,18 @@ impl Durable {
     }
 }
 
-/// Opens the seal file, creating it (and making its directory entry durable) if missing. A
-/// missing or empty seal reads as 0 writes: a store that holds more than one fails closed.
-/// A store killed while it was first opened, before its identity was durable: its seal is
-/// there and empty (never written) and no tree holds a key, so stamping it now loses nothing
-/// (refused, it would stay refused until someone emptied the directory). A missing seal is
-/// damage, not this.
-fn interrupted_creation(path: &Path, db: &sled::Db) -> Result<bool, StoreError> {
-    let corrupt = |why: String| StoreError::Corrupt { path: path.into(), why };
-    match std::fs::metadata(path.join(SEAL)) {
-        Ok(m) if m.len() == 0 => {}
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(corrupt(e.to_string())),
+/// Whether a store killed while it was first opened, before its identity was durable, is
+/// what `db` holds: its seal was there and empty (`empty_seal`, never written) and no tree
+/// holds a key, so stamping it now loses nothing (refused, it would stay refused until
+/// someone emptied the directory). A missing seal is damage, not this.
+fn interrupted_creation(path: &Path, db: &sled::Db, empty_seal: bool) -> Result<bool, StoreError> {
+    if !empty_seal {
+        return Ok(false);
     }
     for name in db.tree_names() {
-        let tree = db.open_tree(&name).map_err(|e| corrupt(e.to_string()))?;
+        let tree = db
+            .open_tree(&name)
+            .map_err(|e| StoreError::Corrupt { path: path.into(), why: e.to_string() })?;
         if !tree.is_empty() {
             return Ok(false);
         }
@@ -344,6 +340,8 @@ fn removed(r: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
+/// Opens the seal file, creating it (and making its directory entry durable) if missing. A
+/// missing or empty seal reads as 0 writes: a store that holds more than one fails closed.
 fn open_seal(dir: &Path) -> std::io::Result<File> {
     let path = dir.join(SEAL);
     let existed = path.exists();
