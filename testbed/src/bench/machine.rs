@@ -38,6 +38,17 @@ fn process_ticks(pid: &str, children: bool) -> Option<u64> {
     Some(if children { own + f.get(12)? + f.get(13)? } else { own })
 }
 
+/// CPU time of the live processes `pids` together, in ticks (each counted once).
+pub(super) fn ticks_of(pids: &[i32]) -> u64 {
+    let unique: std::collections::BTreeSet<i32> = pids.iter().copied().collect();
+    unique.iter().filter_map(|p| process_ticks(&p.to_string(), false)).sum()
+}
+
+/// Ticks as milliseconds.
+pub(super) fn ticks_ms(ticks: u64) -> f64 {
+    ticks as f64 * 1000.0 / ticks_per_s()
+}
+
 impl CpuMark {
     /// Now, counting as ours this process, its reaped children and the live `pids`.
     pub(super) fn now(pids: &[i32]) -> CpuMark {

@@ -99,6 +99,13 @@ struct Bench {
     per_process: usize,
 }
 
+/// CPU ticks of the services at one moment.
+#[derive(Debug, Clone, Copy)]
+struct ServiceTicks {
+    coordinator: u64,
+    agents: u64,
+}
+
 impl Drop for Bench {
     fn drop(&mut self) {
         self.continue_stopped();
@@ -335,6 +342,28 @@ impl Bench {
                 self.agent_rss.see(id.as_str(), r);
             }
         }
+    }
+
+    /// CPU ticks used so far by the coordinator and by the agents' processes.
+    fn service_ticks(&self) -> ServiceTicks {
+        let agents: Vec<i32> = self.ids.iter().filter_map(|id| self.c.pid(id.as_str())).collect();
+        ServiceTicks {
+            coordinator: self.c.pid(COORDINATOR).map_or(0, |p| machine::ticks_of(&[p])),
+            agents: machine::ticks_of(&agents),
+        }
+    }
+
+    /// What the coordinator and the agents spent since `start`, per one of `count`
+    /// operations, in milliseconds: the cost of a figure, which the noise of other programs
+    /// on the cores moves far less than its latency.
+    fn cpu_per(&self, start: ServiceTicks, count: usize) -> Value {
+        let now = self.service_ticks();
+        let per =
+            |a: u64, b: u64| round(machine::ticks_ms(a.saturating_sub(b)) / count.max(1) as f64);
+        json!({
+            "coordinator_cpu_ms": per(now.coordinator, start.coordinator),
+            "agents_cpu_ms": per(now.agents, start.agents),
+        })
     }
 
     /// Records a latency scenario: its samples against its floor (`ratio` = p50 / floor).

@@ -98,6 +98,7 @@ impl Bench {
             "Coordinator/Status",
         )
         .await?;
+        let cpu = self.service_ticks();
         let (s, per_s) = saturate(
             CLIENTS,
             SATURATE_FOR,
@@ -117,6 +118,7 @@ impl Bench {
                 "floor_per_s": floors.rpc_per_s.round(),
                 // How many times the floor's cost per poll (floor rate / rate).
                 "ratio": round(floors.rpc_per_s / per_s),
+                "cpu_per_poll": self.cpu_per(cpu, s.len()),
             }),
         );
         eprintln!(
