@@ -101,7 +101,7 @@ pub async fn run(
     let (stop_server, server_stop) = oneshot::channel::<()>();
 
     let max = config.limits.max_message_bytes;
-    let service = service::ControlService { handle: handle.clone(), cluster };
+    let service = service::ControlService { handle: handle.clone() };
     let server = builder(&config.limits)
         .add_service(
             CoordinatorServer::new(service)
@@ -109,7 +109,7 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .serve_with_incoming_shutdown(
-            tls_incoming(listener, tls.server_config()?, &config.limits, log.clone()),
+            tls_incoming(listener, &tls, &config.limits, log.clone())?,
             async move {
                 let _ = server_stop.await;
             },

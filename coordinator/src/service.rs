@@ -9,7 +9,7 @@ use futures::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
-use tq_protocol::{ClusterId, Epoch, NodeId, Peer};
+use tq_protocol::{Epoch, NodeId, Peer};
 use tq_wire::convert::report_from_pb;
 use tq_wire::identity::caller;
 use tq_wire::pb;
@@ -22,12 +22,11 @@ use crate::actor::{CoordinatorHandle, Operation, OperationError};
 
 pub(crate) struct ControlService {
     pub(crate) handle: CoordinatorHandle,
-    pub(crate) cluster: ClusterId,
 }
 
 impl ControlService {
     fn operator<T>(&self, req: &Request<T>) -> Result<Peer, Status> {
-        match caller(req, &self.cluster)? {
+        match caller(req)? {
             p @ Peer::Operator(_) => Ok(p),
             other => {
                 Err(Status::permission_denied(format!("{other} may not call the control service")))
@@ -69,7 +68,7 @@ impl Coordinator for ControlService {
         &self,
         req: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::AddressBook>, Status> {
-        let who = caller(&req, &self.cluster)?;
+        let who = caller(&req)?;
         let r = req.into_inner();
         let summary = report_from_pb(
             r.summary.as_ref().ok_or_else(|| Status::invalid_argument("missing summary"))?,

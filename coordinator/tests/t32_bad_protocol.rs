@@ -565,12 +565,8 @@ async fn unknown_enum_value() {
     let prepares = Arc::new(AtomicUsize::new(0));
     let limits = tq_wire::server::ServerLimits::default();
     let log = slog::Logger::root(slog::Discard, slog::o!());
-    let incoming = tq_wire::server::tls_incoming(
-        listener,
-        n4.server_config().expect("n4's server configuration"),
-        &limits,
-        log,
-    );
+    let incoming = tq_wire::server::tls_incoming(listener, &n4, &limits, log)
+        .expect("n4's server configuration");
     let fake =
         pb::node_agent_server::NodeAgentServer::new(UnknownRefusals { prepares: prepares.clone() });
     let server = tokio::spawn(

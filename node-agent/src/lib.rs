@@ -121,7 +121,7 @@ pub async fn run(
     // Both servers stop accepting and close their connections when this fires.
     let (stop_servers, servers_stop) = watch::channel(());
 
-    let service = NodeAgentService::new(Arc::new(service::Handler(handle.clone())), id.cluster);
+    let service = NodeAgentService::new(Arc::new(service::Handler(handle.clone())));
     let max = config.limits.max_message_bytes;
     let peer_server = builder(&config.limits)
         .add_service(
@@ -130,12 +130,7 @@ pub async fn run(
                 .max_encoding_message_size(max),
         )
         .serve_with_incoming_shutdown(
-            tls_incoming(
-                listener,
-                tls.server_config()?,
-                &config.limits,
-                log.new(o!("part" => "tls")),
-            ),
+            tls_incoming(listener, &tls, &config.limits, log.new(o!("part" => "tls")))?,
             signalled(servers_stop.clone()),
         );
     let key_server = tonic::transport::Server::builder()

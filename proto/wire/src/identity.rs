@@ -5,9 +5,14 @@ use tonic::Status;
 use tq_protocol::{ClusterId, NodeId, Peer};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::authenticated::ConnectionIdentity;
+
 /// A certificate that does not name a member of this cluster.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
+    /// The connection presented no client certificate.
+    #[error("no client certificate")]
+    NoCertificate,
     /// Not a parseable X.509 certificate.
     #[error("certificate does not parse: {0}")]
     BadCertificate(String),
@@ -84,11 +89,18 @@ pub fn peer_from_cert(der: &[u8], cluster: &ClusterId) -> Result<Peer, IdentityE
 }
 
 /// The verified caller of a request: from the TLS session's leaf certificate, never from a
-/// message field (DESIGN §3).
-pub fn caller<T>(req: &tonic::Request<T>, cluster: &ClusterId) -> Result<Peer, Status> {
-    let certs = req.peer_certs().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    peer_from_cert(leaf.as_ref(), cluster).map_err(|e| Status::permission_denied(e.to_string()))
+/// message field (DESIGN §3). The connection was identified once, at its handshake
+/// ([`crate::authenticated`]); a request on a connection that was not has no caller.
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Peer, Status> {
+    let identity = req
+        .extensions()
+        .get::<ConnectionIdentity>()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    match identity.peer() {
+        Ok(p) => Ok(p.clone()),
+        Err(IdentityError::NoCertificate) => Err(Status::unauthenticated("no client certificate")),
+        Err(e) => Err(Status::permission_denied(e.to_string())),
+    }
 }
 
 #[cfg(test)]

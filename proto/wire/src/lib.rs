@@ -10,6 +10,8 @@
 //! the refusals build, with none of the network stack: that is all the fuzz targets need.
 
 #[cfg(feature = "transport")]
+pub mod authenticated;
+#[cfg(feature = "transport")]
 pub mod client;
 pub mod convert;
 #[cfg(feature = "transport")]

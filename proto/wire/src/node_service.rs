@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
-use tq_protocol::{ClusterId, NodeId, Peer, Request, Response};
+use tq_protocol::{NodeId, Peer, Request, Response};
 
 use crate::convert::{NodeRequest, NodeResponse, address_book_from_pb, request_from_pb};
 use crate::identity::caller;
@@ -29,13 +29,12 @@ pub trait NodeHandler: Send + Sync + 'static {
 /// The tonic service over a handler.
 pub struct NodeAgentService<H> {
     handler: Arc<H>,
-    cluster: ClusterId,
 }
 
 impl<H: NodeHandler> NodeAgentService<H> {
-    /// Serves `handler` for `cluster`.
-    pub fn new(handler: Arc<H>, cluster: ClusterId) -> Self {
-        NodeAgentService { handler, cluster }
+    /// Serves `handler` (callers were identified by [`crate::server::tls_incoming`]).
+    pub fn new(handler: Arc<H>) -> Self {
+        NodeAgentService { handler }
     }
 
     async fn run<T>(
@@ -43,7 +42,7 @@ impl<H: NodeHandler> NodeAgentService<H> {
         req: GrpcRequest<T>,
         wrap: impl FnOnce(T) -> NodeRequest,
     ) -> Result<NodeResponse, Status> {
-        let who = caller(&req, &self.cluster)?;
+        let who = caller(&req)?;
         let request = request_from_pb(wrap(req.into_inner()))?;
         let response = self.handler.handle(who, request).await?;
         NodeResponse::from_core(response, self.handler.version())
@@ -120,7 +119,7 @@ impl<H: NodeHandler> NodeAgent for NodeAgentService<H> {
         &self,
         req: GrpcRequest<pb::AddressBook>,
     ) -> Result<GrpcResponse<pb::AddressBookAck>, Status> {
-        let who = caller(&req, &self.cluster)?;
+        let who = caller(&req)?;
         if who != Peer::Coordinator {
             return Err(Status::permission_denied(format!("{who} may not push the address book")));
         }

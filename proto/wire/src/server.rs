@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rustls::ServerConfig;
 use slog::{Logger, debug, warn};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
+
+use crate::authenticated::Authenticated;
+use crate::tls::{TlsError, TlsMaterial};
 
 /// Limits every tq server applies.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -53,17 +54,19 @@ impl Default for ServerLimits {
 }
 
 /// Accepts TCP connections on `listener` and completes their TLS handshakes off the accept
-/// loop; yields only connections that finished the handshake in time. The listener closes
-/// when the stream is dropped (the server stopped).
+/// loop, with `tls`'s server configuration; yields only connections that finished the
+/// handshake in time, each with its client's identity. The listener closes when the stream
+/// is dropped (the server stopped).
 pub fn tls_incoming(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    tls: &TlsMaterial,
     limits: &ServerLimits,
     log: Logger,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> Result<ReceiverStream<Result<Authenticated, std::io::Error>>, TlsError> {
     // Bounded: a connection waits here only while tonic picks it up.
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
+    let acceptor = TlsAcceptor::from(tls.server_config()?);
+    let cluster = tls.cluster;
     let (max_pending, timeout) = (limits.max_pending_handshakes.max(1), limits.handshake_timeout);
     // Handshakes in progress, oldest first. When full, the oldest is dropped, not the
     // newest: connections that never handshake (a flood of idle sockets) then only push
@@ -105,7 +108,7 @@ pub fn tls_incoming(
                 finished.store(true, Ordering::Relaxed);
                 match res {
                     Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
+                        let _ = tx.send(Ok(Authenticated::new(tls, &cluster))).await;
                     }
                     Ok(Err(e)) => handshake_failed(&log, peer, &e.to_string()),
                     Err(_) => handshake_failed(&log, peer, "timed out"),
@@ -114,7 +117,7 @@ pub fn tls_incoming(
             pending.push_back((handshake.abort_handle(), done));
         }
     });
-    ReceiverStream::new(rx)
+    Ok(ReceiverStream::new(rx))
 }
 
 fn handshake_failed(log: &Logger, peer: SocketAddr, why: &str) {
