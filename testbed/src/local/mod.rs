@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tq_coordinator::CoordinatorConfig;
@@ -419,6 +419,16 @@ impl LocalCluster {
     /// gone. Returns whether it was running.
     pub fn signal(&self, name: &str, signal: Signal) -> bool {
         let was = process::stop(&self.pid_file(name), signal, STOP_GRACE);
+        // Its command line empties (how `stop` sees it gone) a moment before it can be
+        // waited for; a handle `start` then replaced would leave a zombie until we exit.
+        if let Ok(mut children) = self.children.lock()
+            && let Some(child) = children.get_mut(name)
+        {
+            let deadline = Instant::now() + STOP_GRACE;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         self.reap();
         was
     }
