@@ -33,16 +33,18 @@ impl Node {
         let Some(config) = self.state.configs.get(&e).cloned() else {
             return Err(NodeError::NoShare(e));
         };
+        // Checked first: a requester holding another configuration of `e` may be a member of
+        // that one, and Expunged, which it would keep until wiped, would judge it by ours.
+        if let Some(theirs) = their_digest.filter(|d| *d != config.digest()) {
+            self.raise(now, mismatch(e, from.clone(), config.digest(), theirs));
+            return Err(NodeError::MismatchedConfiguration(e));
+        }
         if let Some(r) = requester.filter(|r| !config.is_member(r)) {
             // Left out of a committed epoch: expunged. Of a merely prepared one: refused.
             if self.state.committed.contains(&e) {
                 return Ok(Response::Expunged { epoch: e });
             }
             return Err(NodeError::NotAMember { epoch: e, node: r.clone() });
-        }
-        if let Some(theirs) = their_digest.filter(|d| *d != config.digest()) {
-            self.raise(now, mismatch(e, from.clone(), config.digest(), theirs));
-            return Err(NodeError::MismatchedConfiguration(e));
         }
         let share = self.state.shares.get(&e).ok_or(NodeError::NoShare(e))?.duplicate();
         // Served even if `e` is not yet known to be committed: peers may need it to unlock

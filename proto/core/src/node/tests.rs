@@ -249,6 +249,11 @@ fn get_share_answers_section_6_6() {
     let req = Request::GetShare { epoch: e(1), digest: Some(Digest([3; 32])) };
     refused(&mut n, &Peer::Node(id("b")), req, NodeError::MismatchedConfiguration(e(1)));
     assert_eq!(n.alarms().total(), 1);
+    // So does a non-member holding another configuration of e1, which may list it: it is
+    // not told it was expunged, which it would keep until wiped.
+    let req = Request::GetShare { epoch: e(1), digest: Some(Digest([4; 32])) };
+    refused(&mut n, &Peer::Node(id("q")), req, NodeError::MismatchedConfiguration(e(1)));
+    assert_eq!(n.alarms().total(), 2);
 
     // After epoch 2 (without x) commits: behind members get CommitAdvance, x gets Expunged.
     let d2 = dealt(2, Some(1), &["a", "b", "c", "d"], 3, &SecretHistory::default(), 2);
