@@ -126,9 +126,14 @@ impl LocalKeys for KeyService {
 /// open to the umask's mode until the chmod, and a connection made then stays open.
 pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListenerStream> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU64, Ordering};
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
-    let private = parent.join(format!(".tq-keys-bind-{}", std::process::id()));
+    // Unique within the process too: agents sharing one (`tq-testbed agent-host`) bind their
+    // sockets in the same directory at once.
+    static BINDS: AtomicU64 = AtomicU64::new(0);
+    let n = BINDS.fetch_add(1, Ordering::Relaxed);
+    let private = parent.join(format!(".tq-keys-bind-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&private);
     std::fs::DirBuilder::new().mode(0o700).create(&private)?;
     let bound = private.join("sock");
@@ -169,6 +174,29 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("keys.sock")]);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// Agents sharing a process bind their sockets in one directory at the same time; each
+    /// gets its own, and none fails on another's private directory.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sockets_bound_at_once_in_one_directory_all_appear() {
+        let dir = std::env::temp_dir().join(format!("tq-keys-many-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let run = dir.join("run");
+        for round in 0..20 {
+            let binds: Vec<_> = (0..16)
+                .map(|i| {
+                    let path = run.join(format!("node-{round}-{i}.sock"));
+                    tokio::task::spawn_blocking(move || bind(&path).map(drop))
+                })
+                .collect();
+            for (i, b) in binds.into_iter().enumerate() {
+                b.await.expect("a bind task").unwrap_or_else(|e| panic!("round {round}, {i}: {e}"));
+            }
+        }
+        let left = std::fs::read_dir(&run).expect("listing").count();
+        assert_eq!(left, 20 * 16, "one socket per bind and nothing else");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
