@@ -1,7 +1,8 @@
 //! A served mutual-TLS connection with the identity its client certificate proves (DESIGN
 //! §3), read once when the handshake completes. Parsing the X.509 leaf for every request
-//! cost 6.5 µs each (BENCHMARKS.md): a status poll's share of it was several percent of the
-//! coordinator's CPU at saturation, and every agent paid it on each of a re-key's requests.
+//! cost 6.5 µs each (BENCHMARKS.md, 2026-12-07): 3.5 % of the coordinator's CPU samples over
+//! a benchmark run, mostly status polls, and every agent paid it on each of a re-key's
+//! requests.
 
 use std::io;
 use std::pin::Pin;
