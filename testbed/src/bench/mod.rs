@@ -354,8 +354,8 @@ impl Bench {
     }
 
     /// What the coordinator and the agents spent since `start`, per one of `count`
-    /// operations, in milliseconds: the cost of a figure, which the noise of other programs
-    /// on the cores moves far less than its latency.
+    /// operations, in milliseconds: the cost of a figure, which other programs on the cores
+    /// move less than its latency (still ±15 % between runs of the same code, 2026-12-07).
     fn cpu_per(&self, start: ServiceTicks, count: usize) -> Value {
         let now = self.service_ticks();
         let per =
