@@ -91,7 +91,7 @@ pub fn import_legacy(config: &AgentConfig, file: &Path) -> Result<Imported, Impo
     let pkg = legacy_file::parse(&text, &me.node)
         .map_err(|error| ImportError::Package { path: file.into(), error })?;
     let store = Store::open(&config.state_dir, &me.cluster, &me.node).map_err(|e| match e {
-        StoreError::Open { .. } => ImportError::Open(e),
+        StoreError::Open { .. } | StoreError::InUse { .. } => ImportError::Open(e),
         e => ImportError::Store(e),
     })?;
     let state = store.load()?;

@@ -26,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::failpoint::{Action, Failpoints, Point};
 
@@ -48,6 +48,13 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         why: String,
+    },
+    /// Another process (or another open in this one) has the store open: sled holds an
+    /// exclusive lock on its data file while it runs.
+    #[error("state directory {path} is in use by another process")]
+    InUse {
+        /// The directory.
+        path: PathBuf,
     },
     /// A write or its flush failed.
     #[error("writing state to {path} failed: {why}")]
@@ -130,9 +137,7 @@ impl Durable {
             // sled would add its files to whatever directory it is given.
             return Err(corrupt(format!("it holds files but no sled data file (not a {what})")));
         }
-        // Every write is made durable explicitly before it is relied on; the background
-        // flusher would only add writes nobody waits for.
-        let open_sled = || sled::Config::new().path(path).flush_every_ms(None).open();
+        let open_sled = || open_locked(path);
         let db = match open_sled() {
             // Killed while sled wrote its first files, before its data file: nothing was ever
             // stored, so sled starts over.
@@ -144,7 +149,10 @@ impl Durable {
             }
             other => other,
         }
-        .map_err(|e| open_err(e.to_string()))?;
+        .map_err(|e| match e {
+            Opened::InUse => StoreError::InUse { path: path.into() },
+            Opened::Failed(e) => open_err(e.to_string()),
+        })?;
         let data_file =
             File::open(path.join("db")).map_err(|e| open_err(format!("data file: {e}")))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
@@ -313,6 +321,41 @@ impl Durable {
     }
 }
 
+/// How long an open waits for sled's lock on the data file. A store this process has just
+/// dropped is still locked while sled's threads let go of their last references to it (an
+/// open right after a drop failed so in CI); held longer, another process has it.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Why sled did not open a directory.
+enum Opened {
+    /// Its data file stayed locked for [`LOCK_WAIT`].
+    InUse,
+    Failed(sled::Error),
+}
+
+/// Opens sled on `path`, waiting up to [`LOCK_WAIT`] for its data file's lock.
+fn open_locked(path: &Path) -> Result<sled::Db, Opened> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        // Every write is made durable explicitly before it is relied on; the background
+        // flusher would only add writes nobody waits for.
+        match sled::Config::new().path(path).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            // sled 0.34 says so only in the text of an `Other` error (`Config::try_lock`).
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::Other
+                    && e.to_string().starts_with("could not acquire lock on") =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(Opened::InUse);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(Opened::Failed(e)),
+        }
+    }
+}
+
 /// Whether a store killed while it was first opened, before its identity was durable, is
 /// what `db` holds: its seal was there and empty (`empty_seal`, never written) and no tree
 /// holds a key, so stamping it now loses nothing (refused, it would stay refused until
@@ -443,6 +486,27 @@ mod tests {
             assert_eq!(got.as_deref(), Some(&big[..]), "{key}");
         }
         drop(d);
+        std::fs::remove_dir_all(&p).unwrap();
+    }
+
+    /// A store open elsewhere is refused as in use, and opens once it is closed: at once
+    /// after a drop in the same process too, where sled lets go of its lock a little late.
+    #[test]
+    fn a_store_open_elsewhere_is_in_use_and_opens_once_closed_section_7() {
+        let p = fresh_dir("in-use");
+        let first = Durable::open(&p, b"me", "test store").unwrap();
+        let start = Instant::now();
+        match Durable::open(&p, b"me", "test store") {
+            Err(e @ StoreError::InUse { .. }) => {
+                assert!(e.to_string().ends_with("is in use by another process"), "{e}")
+            }
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        assert!(start.elapsed() >= LOCK_WAIT);
+        drop(first);
+        for _ in 0..50 {
+            write(&p, 1);
+        }
         std::fs::remove_dir_all(&p).unwrap();
     }
 
